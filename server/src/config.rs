@@ -1,0 +1,107 @@
+//! Command-line flags with environment fallbacks. `labboard --help` is the reference.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How the server is run.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "labboard", version, about = "Live shared board for math labs")]
+pub struct Config {
+    /// Address to listen on; phones on the LAN must reach it. Port 0 picks a free port.
+    #[arg(long, env = "LABBOARD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the database and other state; created if missing.
+    #[arg(long, env = "LABBOARD_DATA_DIR", default_value = "./labboard-data")]
+    pub data_dir: PathBuf,
+
+    /// Log filter, e.g. `info` or `labboard=debug,info`.
+    #[arg(long, env = "LABBOARD_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Largest WebSocket message accepted, in bytes. A board's first sync is one message
+    /// holding the whole board, so this bounds the board size too.
+    #[arg(long, env = "LABBOARD_MAX_FRAME_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Unload a document from memory after it had no connection for this long (e.g. `90s`).
+    #[arg(long, env = "LABBOARD_IDLE_UNLOAD", default_value = "60s", value_parser = parse_duration)]
+    pub idle_unload: Duration,
+
+    /// Ping every connection this often.
+    #[arg(long, env = "LABBOARD_PING_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// Drop a connection that sent nothing (not even a pong) for this long. Generous on
+    /// purpose: a phone on a busy classroom Wi-Fi may stall for seconds, and dropping it early
+    /// only makes it reconnect and resync.
+    #[arg(long, env = "LABBOARD_PEER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub peer_timeout: Duration,
+
+    /// Close a connection that has not sent `join` within this time.
+    #[arg(long, env = "LABBOARD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+}
+
+impl Config {
+    /// A configuration for tests: loopback, the given data directory, quiet logs.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.to_path_buf(),
+            log: "warn".into(),
+            max_frame_bytes: 16 * 1024 * 1024,
+            idle_unload: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(15),
+            peer_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Parses `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 500ms, 5m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        "h" => Ok(Duration::from_secs(number * 3600)),
+        _ => Err(format!(
+            "unknown unit `{unit}` in `{text}`: use ms, s, m or h"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn defaults_are_what_the_readme_says() {
+        let config = Config::try_parse_from(["labboard"]).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("./labboard-data"));
+        assert_eq!(config.idle_unload, Duration::from_secs(60));
+        assert_eq!(config.peer_timeout, Duration::from_secs(60));
+    }
+}

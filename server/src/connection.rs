@@ -1,0 +1,467 @@
+//! One task per WebSocket: the handshake, checks at the edge, and the way to and from the
+//! document actors.
+//!
+//! The task `select!`s over the next frame, its outbox (filled by actors), a ping timer, and its
+//! stop signals. Frames are checked here (decoding, handshake state, peer ids, sync bytes) so
+//! that actors only ever see well-formed input. Any bad frame ends this connection with an
+//! `error` message and touches nothing else.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use automerge::sync;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use labboard_protocol::{decode, encode, DocumentId, Message, PeerId, PeerMetadata};
+use tokio::time::{interval_at, sleep_until, Instant};
+use tracing::field::{display, Empty};
+
+use crate::document::{ConnId, DocCommand, DocHandle, SyncKind};
+use crate::outbox::{Kick, Outbox, Outgoing};
+use crate::AppState;
+
+/// Documents one connection may have open at once; a phone needs one or two.
+pub const MAX_DOCS_PER_CONNECTION: usize = 256;
+
+/// Messages written before one flush when the outbox has a backlog.
+const MAX_WRITE_BATCH: usize = 64;
+
+/// How long we wait for a client to answer our Close frame before dropping the socket.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// WebSocket close codes.
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Why a connection ends.
+#[derive(Debug)]
+enum Ending {
+    /// The client closed, left, or the socket broke.
+    ClientLeft(String),
+    /// The client sent something we refuse: tell it, then close.
+    Refused { message: String, code: u16 },
+    /// An actor or a newer connection asked us to close.
+    Kicked(String),
+    /// No frame, not even a pong, for too long.
+    Unresponsive,
+    /// The server is shutting down.
+    Stopping,
+}
+
+impl Ending {
+    fn refused(message: impl Into<String>) -> Self {
+        Self::Refused {
+            message: message.into(),
+            code: CLOSE_POLICY,
+        }
+    }
+}
+
+/// Who is connected, by peer id, so a reconnecting phone replaces its stale socket.
+#[derive(Default)]
+pub struct PeerTable {
+    // std Mutex: map operations only, never across an await.
+    live: std::sync::Mutex<HashMap<PeerId, (ConnId, Arc<Kick>)>>,
+}
+
+impl PeerTable {
+    fn register(&self, peer: &PeerId, conn: ConnId, kick: Arc<Kick>) {
+        let old = self
+            .live
+            .lock()
+            .expect("peer table lock is never held across a panic")
+            .insert(peer.clone(), (conn, kick));
+        if let Some((old_conn, old_kick)) = old {
+            tracing::info!(
+                old_conn_id = old_conn,
+                "peer reconnected; closing its old connection"
+            );
+            old_kick.fire("replaced by a newer connection with the same peer id");
+        }
+    }
+
+    fn unregister(&self, peer: &PeerId, conn: ConnId) {
+        let mut live = self
+            .live
+            .lock()
+            .expect("peer table lock is never held across a panic");
+        if live.get(peer).is_some_and(|(c, _)| *c == conn) {
+            live.remove(peer);
+        }
+    }
+}
+
+/// The protocol state of one connection.
+struct Session {
+    conn_id: ConnId,
+    app: Arc<AppState>,
+    peer_id: Option<PeerId>,
+    docs: HashMap<DocumentId, DocHandle>,
+    outbox: Outbox,
+    kick: Arc<Kick>,
+}
+
+#[tracing::instrument(name = "conn", skip_all, fields(conn_id = conn_id, peer_id = Empty))]
+pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId) {
+    app.connections.fetch_add(1, Ordering::Relaxed);
+    let (outbox, mut outbox_rx, kick) = Outbox::new();
+    let mut session = Session {
+        conn_id,
+        app: Arc::clone(&app),
+        peer_id: None,
+        docs: HashMap::new(),
+        outbox,
+        kick: Arc::clone(&kick),
+    };
+    let (mut sink, mut stream) = socket.split();
+    let stop = app.stop.clone();
+    let settings = &app.settings;
+    let handshake_deadline = Instant::now() + settings.handshake_timeout;
+    let mut pings = interval_at(
+        Instant::now() + settings.ping_interval,
+        settings.ping_interval,
+    );
+    let mut last_heard = Instant::now();
+    tracing::debug!("connection opened");
+
+    let ending = loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break Ending::Stopping,
+            reason = kick.fired() => break Ending::Kicked(reason.to_owned()),
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(WsMessage::Binary(bytes))) => {
+                        match session.on_frame(&bytes).await {
+                            Ok(replies) => {
+                                if let Err(err) = send_all(&mut sink, replies).await {
+                                    break Ending::ClientLeft(err);
+                                }
+                            }
+                            Err(ending) => break ending,
+                        }
+                    }
+                    Some(Ok(WsMessage::Text(_))) => break Ending::refused(
+                        "text frames are not part of the protocol: send binary CBOR frames",
+                    ),
+                    // tungstenite answers pings itself; a pong only proves the peer is alive.
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                    Some(Ok(WsMessage::Close(_))) | None => {
+                        break Ending::ClientLeft("client closed".into())
+                    }
+                    Some(Err(err)) => break classify_read_error(&err, settings.max_frame_bytes),
+                }
+            }
+            Some(out) = outbox_rx.recv() => {
+                match write_outgoing(&mut sink, &mut outbox_rx, out).await {
+                    Ok(None) => {}
+                    Ok(Some(ending)) => break ending,
+                    Err(err) => break Ending::ClientLeft(err),
+                }
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= settings.peer_timeout {
+                    break Ending::Unresponsive;
+                }
+                if let Err(err) = sink.send(WsMessage::Ping(Default::default())).await {
+                    break Ending::ClientLeft(err.to_string());
+                }
+            }
+            () = sleep_until(handshake_deadline), if session.peer_id.is_none() => {
+                break Ending::refused(format!(
+                    "expected a join message within {} s",
+                    settings.handshake_timeout.as_secs_f32()
+                ));
+            }
+        }
+    };
+
+    session.finish(&ending).await;
+    let (error, close) = match &ending {
+        Ending::ClientLeft(reason) => {
+            tracing::debug!(reason = %reason, "connection closed by client");
+            (None, None)
+        }
+        Ending::Refused { message, code } => {
+            tracing::warn!(reason = %message, "refused client input; closing connection");
+            (Some(message.clone()), Some((*code, "protocol error")))
+        }
+        Ending::Kicked(reason) => {
+            tracing::warn!(reason = %reason, "closing connection");
+            (
+                Some(reason.clone()),
+                Some((CLOSE_POLICY, "closed by server")),
+            )
+        }
+        Ending::Unresponsive => {
+            tracing::warn!(
+                silent_for = ?last_heard.elapsed(),
+                "no answer to pings; dropping connection"
+            );
+            (None, None)
+        }
+        Ending::Stopping => (None, Some((CLOSE_GOING_AWAY, "server shutting down"))),
+    };
+    if let Some(message) = error {
+        let frame = Message::Error {
+            sender_id: Some(app.server_peer.clone()),
+            target_id: session.peer_id.clone(),
+            message,
+        };
+        // The client may already be gone; the close below is best effort too.
+        let _sent = sink.send(WsMessage::Binary(encode(&frame).into())).await;
+    }
+    if let Some((code, reason)) = close {
+        let close = WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        if sink.send(close).await.is_ok() {
+            // Let the client read our frames and answer the close, so that closing with unread
+            // input does not reset the connection and lose the error message on the way.
+            let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+            let _answered = tokio::time::timeout(CLOSE_GRACE, drain).await;
+        }
+    }
+    app.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl Session {
+    /// Handles one binary frame; returns replies to send, or why the connection must end.
+    async fn on_frame(&mut self, bytes: &[u8]) -> Result<Vec<Message>, Ending> {
+        let message = decode(bytes).map_err(|err| Ending::refused(err.to_string()))?;
+        tracing::debug!(kind = message.kind(), "received");
+        let Some(peer_id) = self.peer_id.clone() else {
+            return match message {
+                Message::Join {
+                    sender_id,
+                    supported_protocol_versions,
+                    ..
+                } => self.join(sender_id, supported_protocol_versions.as_deref()),
+                other => Err(Ending::refused(format!(
+                    "expected a join message, received `{}`",
+                    other.kind()
+                ))),
+            };
+        };
+        if let Some(sender) = message.sender_id() {
+            if *sender != peer_id && !matches!(message, Message::Ephemeral { .. }) {
+                return Err(Ending::refused(format!(
+                    "peer ID mismatch: expected {peer_id}, received {sender}"
+                )));
+            }
+        }
+        if let Some(target) = message.target_id() {
+            if *target != self.app.server_peer {
+                return Err(Ending::refused(format!(
+                    "target peer ID mismatch: expected {}, received {target}",
+                    self.app.server_peer
+                )));
+            }
+        }
+        match message {
+            Message::Join { .. } | Message::Peer { .. } => {
+                Err(Ending::refused("unexpected join or peer message"))
+            }
+            Message::Sync {
+                document_id, data, ..
+            } => {
+                self.sync(peer_id, document_id, SyncKind::Sync, &data)
+                    .await?;
+                Ok(Vec::new())
+            }
+            Message::Request {
+                document_id, data, ..
+            } => {
+                self.sync(peer_id, document_id, SyncKind::Request, &data)
+                    .await?;
+                Ok(Vec::new())
+            }
+            Message::Ephemeral {
+                sender_id,
+                count,
+                session_id,
+                document_id,
+                data,
+                ..
+            } => {
+                // Relayed only among peers syncing the document, as the JS server does.
+                if self.docs.contains_key(&document_id) {
+                    let command = DocCommand::Ephemeral {
+                        conn: self.conn_id,
+                        sender_id,
+                        session_id,
+                        count,
+                        data,
+                    };
+                    self.to_doc(document_id, command).await?;
+                }
+                Ok(Vec::new())
+            }
+            Message::Error { message, .. } => {
+                Err(Ending::ClientLeft(format!("client sent error: {message}")))
+            }
+            Message::Leave { .. } => Err(Ending::ClientLeft("client left".into())),
+            // We never request documents from clients, and heads gossip is opt-in and unused.
+            Message::DocUnavailable { .. }
+            | Message::RemoteSubscriptionChange { .. }
+            | Message::RemoteHeadsChanged { .. } => Ok(Vec::new()),
+        }
+    }
+
+    fn join(
+        &mut self,
+        sender_id: PeerId,
+        versions: Option<&[String]>,
+    ) -> Result<Vec<Message>, Ending> {
+        let supported = versions.is_none_or(|versions| {
+            versions
+                .iter()
+                .any(|v| v == labboard_protocol::PROTOCOL_VERSION)
+        });
+        if !supported {
+            return Err(Ending::refused("unsupported protocol version"));
+        }
+        tracing::Span::current().record("peer_id", display(&sender_id));
+        tracing::info!("peer joined");
+        self.app
+            .peers
+            .register(&sender_id, self.conn_id, Arc::clone(&self.kick));
+        self.peer_id = Some(sender_id.clone());
+        Ok(vec![Message::Peer {
+            sender_id: self.app.server_peer.clone(),
+            target_id: sender_id,
+            peer_metadata: Some(PeerMetadata {
+                storage_id: Some(self.app.storage_id.clone()),
+                is_ephemeral: Some(false),
+            }),
+            selected_protocol_version: labboard_protocol::PROTOCOL_VERSION.into(),
+        }])
+    }
+
+    async fn sync(
+        &mut self,
+        peer_id: PeerId,
+        document_id: DocumentId,
+        kind: SyncKind,
+        data: &[u8],
+    ) -> Result<(), Ending> {
+        if data.is_empty() {
+            return Err(Ending::refused(format!(
+                "empty sync data for document {document_id}"
+            )));
+        }
+        let message = sync::Message::decode(data).map_err(|err| {
+            Ending::refused(format!(
+                "undecodable sync data for document {document_id}: {err}"
+            ))
+        })?;
+        if !self.docs.contains_key(&document_id) && self.docs.len() >= MAX_DOCS_PER_CONNECTION {
+            return Err(Ending::refused(format!(
+                "too many documents on one connection (limit {MAX_DOCS_PER_CONNECTION})"
+            )));
+        }
+        let command = DocCommand::Sync {
+            conn: self.conn_id,
+            peer_id,
+            outbox: self.outbox.clone(),
+            kind,
+            message,
+        };
+        self.to_doc(document_id, command).await
+    }
+
+    /// Sends a command to the document's actor, waiting while it is busy. If the actor has
+    /// stopped (it failed), a fresh one is started once.
+    async fn to_doc(&mut self, id: DocumentId, command: DocCommand) -> Result<(), Ending> {
+        let registry = &self.app.registry;
+        let handle = self
+            .docs
+            .entry(id)
+            .or_insert_with(|| registry.get(id))
+            .clone();
+        let Err(command) = handle.send(command).await else {
+            return Ok(());
+        };
+        let fresh = registry.get(id);
+        self.docs.insert(id, fresh.clone());
+        fresh.send(command).await.map_err(|_| {
+            Ending::Kicked(format!(
+                "document {id} is not available right now; reconnect"
+            ))
+        })
+    }
+
+    /// Detaches from every document and forgets the peer.
+    async fn finish(&mut self, ending: &Ending) {
+        for (_, handle) in self.docs.drain() {
+            // An actor that already stopped has nothing to detach.
+            let _gone = handle.send(DocCommand::Detach { conn: self.conn_id }).await;
+        }
+        if let Some(peer_id) = &self.peer_id {
+            self.app.peers.unregister(peer_id, self.conn_id);
+        }
+        tracing::debug!(ending = ?ending, "connection finished");
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, WsMessage>;
+
+async fn send_all(sink: &mut Sink, messages: Vec<Message>) -> Result<(), String> {
+    for message in messages {
+        sink.send(WsMessage::Binary(encode(&message).into()))
+            .await
+            .map_err(|err| err.to_string())?;
+    }
+    Ok(())
+}
+
+/// Writes one outgoing item and whatever else is already queued, with one flush.
+async fn write_outgoing(
+    sink: &mut Sink,
+    outbox: &mut tokio::sync::mpsc::Receiver<Outgoing>,
+    first: Outgoing,
+) -> Result<Option<Ending>, String> {
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(out) = next.take() {
+        match out {
+            Outgoing::Message(message) => {
+                sink.feed(WsMessage::Binary(encode(&message).into()))
+                    .await
+                    .map_err(|err| err.to_string())?;
+                written += 1;
+            }
+            Outgoing::Fail(text) => {
+                sink.flush().await.map_err(|err| err.to_string())?;
+                return Ok(Some(Ending::refused(text)));
+            }
+        }
+        if written < MAX_WRITE_BATCH {
+            next = outbox.try_recv().ok();
+        }
+    }
+    sink.flush().await.map_err(|err| err.to_string())?;
+    Ok(None)
+}
+
+fn classify_read_error(err: &axum::Error, limit: usize) -> Ending {
+    use std::error::Error as _;
+    let inner = err
+        .source()
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>());
+    if let Some(tungstenite::Error::Capacity(capacity)) = inner {
+        Ending::Refused {
+            message: format!(
+                "message larger than the server's limit of {limit} bytes ({capacity})"
+            ),
+            code: CLOSE_TOO_BIG,
+        }
+    } else {
+        Ending::ClientLeft(format!("socket error: {err}"))
+    }
+}

@@ -1,0 +1,518 @@
+//! One open document: [`DocState`] holds the sync logic as plain methods, [`DocActor`] is the
+//! task around it that performs storage and delivery in the one safe order:
+//!
+//! 1. apply every queued input (sync messages, ephemeral relays, detaches);
+//! 2. append the new changes to storage and wait until they are durable;
+//! 3. only then generate sync messages, which advertise the new heads, for every peer.
+//!
+//! A phone that saw its change acknowledged can therefore rely on it surviving a `kill -9`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{Automerge, ChangeHash};
+use labboard_protocol::{DocumentId, Message, PeerId};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::{Outbox, Outgoing};
+use crate::registry::Registry;
+use crate::storage::{ChunkSeq, Storage, StorageError};
+
+/// Identifies one WebSocket connection for the life of the process.
+pub type ConnId = u64;
+
+/// Commands queued for one document. Large enough that a burst from a full lab fits; a full
+/// inbox makes connections wait, which slows their phones through TCP.
+pub const INBOX_CAPACITY: usize = 256;
+
+/// Most commands applied before one storage append and one round of replies: a burst costs
+/// one fsync and one sync message per peer instead of one per note.
+const MAX_BATCH: usize = 64;
+
+/// Incremental chunks after which the document is rewritten as one snapshot.
+const COMPACT_AFTER_CHUNKS: usize = 64;
+
+/// Sessions remembered for ephemeral deduplication before the memory is cleared.
+const MAX_EPHEMERAL_SESSIONS: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    Sync,
+    /// The peer lacks the document and wants `doc-unavailable` if we lack it too.
+    Request,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error("sync message could not be applied: {0}")]
+    Apply(#[source] automerge::AutomergeError),
+    #[error("stored document could not be loaded: {0}")]
+    Load(#[source] automerge::AutomergeError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Everything the server knows about one peer of one document.
+struct PeerSync {
+    peer_id: PeerId,
+    state: sync::State,
+    /// Asked for the document while we had nothing: no sync messages until we do.
+    awaiting_doc: bool,
+    /// Owed a `doc-unavailable`.
+    tell_unavailable: bool,
+}
+
+/// The sync logic of one document, without I/O.
+pub struct DocState {
+    id: DocumentId,
+    server_peer: PeerId,
+    doc: Automerge,
+    peers: BTreeMap<ConnId, PeerSync>,
+    saved_heads: Vec<ChangeHash>,
+    ephemeral_seen: HashMap<(PeerId, String), u64>,
+}
+
+impl DocState {
+    pub fn new(id: DocumentId, server_peer: PeerId) -> Self {
+        Self::with_doc(id, server_peer, Automerge::new())
+    }
+
+    /// Restores a stored document (snapshot and chunks, concatenated).
+    pub fn load(id: DocumentId, server_peer: PeerId, bytes: &[u8]) -> Result<Self, DocError> {
+        let mut doc = Automerge::new();
+        doc.load_incremental(bytes).map_err(DocError::Load)?;
+        Ok(Self::with_doc(id, server_peer, doc))
+    }
+
+    fn with_doc(id: DocumentId, server_peer: PeerId, doc: Automerge) -> Self {
+        let saved_heads = doc.get_heads();
+        Self {
+            id,
+            server_peer,
+            doc,
+            peers: BTreeMap::new(),
+            saved_heads,
+            ephemeral_seen: HashMap::new(),
+        }
+    }
+
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// A document exists once it has a change.
+    pub fn exists(&self) -> bool {
+        !self.doc.get_heads().is_empty()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_attached(&self, conn: ConnId) -> bool {
+        self.peers.contains_key(&conn)
+    }
+
+    /// Starts syncing with a connection, from a fresh sync state.
+    pub fn attach(&mut self, conn: ConnId, peer_id: PeerId) {
+        self.peers.entry(conn).or_insert_with(|| PeerSync {
+            peer_id,
+            state: sync::State::new(),
+            awaiting_doc: false,
+            tell_unavailable: false,
+        });
+    }
+
+    pub fn detach(&mut self, conn: ConnId) -> bool {
+        self.peers.remove(&conn).is_some()
+    }
+
+    /// Applies one sync message from a peer, attaching it if needed.
+    pub fn receive(
+        &mut self,
+        conn: ConnId,
+        peer_id: PeerId,
+        kind: SyncKind,
+        message: sync::Message,
+    ) -> Result<(), DocError> {
+        self.attach(conn, peer_id);
+        let peer = self
+            .peers
+            .get_mut(&conn)
+            .expect("attached on the line above");
+        self.doc
+            .receive_sync_message(&mut peer.state, message)
+            .map_err(DocError::Apply)?;
+        if kind == SyncKind::Request && self.doc.get_heads().is_empty() {
+            peer.awaiting_doc = true;
+            peer.tell_unavailable = true;
+        }
+        Ok(())
+    }
+
+    /// The changes not yet stored, as one chunk, with the heads they bring us to.
+    pub fn unsaved(&self) -> Option<(Vec<u8>, Vec<ChangeHash>)> {
+        let heads = self.doc.get_heads();
+        (heads != self.saved_heads).then(|| (self.doc.save_after(&self.saved_heads), heads))
+    }
+
+    /// Records that storage holds everything up to `heads`.
+    pub fn mark_saved(&mut self, heads: Vec<ChangeHash>) {
+        self.saved_heads = heads;
+    }
+
+    /// Sync messages and `doc-unavailable`s owed to peers. Only call once [`Self::unsaved`] is
+    /// `None`: these messages advertise our heads.
+    pub fn outgoing(&mut self) -> Vec<(ConnId, Message)> {
+        let heads = self.doc.get_heads();
+        if heads != self.saved_heads {
+            tracing::error!(doc_id = %self.id, "refusing to advertise unsaved heads");
+            return Vec::new();
+        }
+        let exists = !heads.is_empty();
+        let mut out = Vec::new();
+        for (&conn, peer) in &mut self.peers {
+            if peer.tell_unavailable {
+                peer.tell_unavailable = false;
+                if !exists {
+                    out.push((
+                        conn,
+                        Message::DocUnavailable {
+                            sender_id: self.server_peer.clone(),
+                            target_id: peer.peer_id.clone(),
+                            document_id: self.id,
+                        },
+                    ));
+                }
+            }
+            if peer.awaiting_doc {
+                if !exists {
+                    continue;
+                }
+                peer.awaiting_doc = false;
+            }
+            if let Some(message) = self.doc.generate_sync_message(&mut peer.state) {
+                out.push((
+                    conn,
+                    Message::Sync {
+                        sender_id: self.server_peer.clone(),
+                        target_id: peer.peer_id.clone(),
+                        document_id: self.id,
+                        data: message.encode(),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// Relays an ephemeral message to every other peer of the document, once per
+    /// (author, session, count): clients echo relays back, so without this two phones and the
+    /// server would loop forever.
+    pub fn relay_ephemeral(
+        &mut self,
+        from: ConnId,
+        sender_id: PeerId,
+        session_id: String,
+        count: u64,
+        data: Vec<u8>,
+    ) -> Vec<(ConnId, Message)> {
+        if self.ephemeral_seen.len() >= MAX_EPHEMERAL_SESSIONS {
+            self.ephemeral_seen.clear();
+        }
+        let seen = self
+            .ephemeral_seen
+            .entry((sender_id.clone(), session_id.clone()))
+            .or_insert(0);
+        if count <= *seen {
+            return Vec::new();
+        }
+        *seen = count;
+        self.peers
+            .iter()
+            .filter(|(&conn, peer)| conn != from && peer.peer_id != sender_id)
+            .map(|(&conn, peer)| {
+                (
+                    conn,
+                    Message::Ephemeral {
+                        sender_id: sender_id.clone(),
+                        target_id: peer.peer_id.clone(),
+                        count,
+                        session_id: session_id.clone(),
+                        document_id: self.id,
+                        data: data.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// Inputs for a document actor.
+#[derive(Debug)]
+pub enum DocCommand {
+    Sync {
+        conn: ConnId,
+        peer_id: PeerId,
+        outbox: Outbox,
+        kind: SyncKind,
+        message: sync::Message,
+    },
+    Ephemeral {
+        conn: ConnId,
+        sender_id: PeerId,
+        session_id: String,
+        count: u64,
+        data: Vec<u8>,
+    },
+    Detach {
+        conn: ConnId,
+    },
+}
+
+/// The cheap side of an actor, held by the registry and by attached connections.
+#[derive(Debug, Clone)]
+pub struct DocHandle {
+    pub(crate) tx: mpsc::Sender<DocCommand>,
+    pub(crate) generation: u64,
+}
+
+impl DocHandle {
+    /// Queues a command, waiting while the actor is busy. Gives the command back if the actor
+    /// has stopped.
+    pub async fn send(&self, command: DocCommand) -> Result<(), DocCommand> {
+        self.tx.send(command).await.map_err(|err| err.0)
+    }
+}
+
+/// Tunables of document actors.
+#[derive(Debug, Clone, Copy)]
+pub struct ActorSettings {
+    pub idle_unload_after: Duration,
+}
+
+pub struct DocActor {
+    id: DocumentId,
+    generation: u64,
+    server_peer: PeerId,
+    store: Arc<dyn Storage>,
+    registry: Arc<Registry>,
+    rx: mpsc::Receiver<DocCommand>,
+    outboxes: HashMap<ConnId, Outbox>,
+    stop: CancellationToken,
+    settings: ActorSettings,
+    last_seq: Option<ChunkSeq>,
+    chunks_since_snapshot: usize,
+}
+
+impl DocActor {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: DocumentId,
+        generation: u64,
+        server_peer: PeerId,
+        store: Arc<dyn Storage>,
+        registry: Arc<Registry>,
+        rx: mpsc::Receiver<DocCommand>,
+        stop: CancellationToken,
+        settings: ActorSettings,
+    ) -> Self {
+        Self {
+            id,
+            generation,
+            server_peer,
+            store,
+            registry,
+            rx,
+            outboxes: HashMap::new(),
+            stop,
+            settings,
+            last_seq: None,
+            chunks_since_snapshot: 0,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut state = match self.load().await {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::error!(error = %err, "document could not be loaded");
+                self.fail_everyone("the server could not load this document");
+                return;
+            }
+        };
+        tracing::debug!(exists = state.exists(), "document loaded");
+        let mut idle_since = Some(Instant::now());
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let idle_deadline = idle_since.map(|since| since + self.settings.idle_unload_after);
+            tokio::select! {
+                command = self.rx.recv() => match command {
+                    Some(command) => batch.push(command),
+                    None => break,
+                },
+                () = sleep_until_opt(idle_deadline) => {
+                    if self.try_unload(&state).await {
+                        return;
+                    }
+                    idle_since = Some(Instant::now());
+                    continue;
+                }
+                () = self.stop.cancelled() => break,
+            }
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            for command in batch.drain(..) {
+                self.apply(&mut state, command);
+            }
+            if let Err(err) = self.persist(&mut state).await {
+                tracing::error!(error = %err, "storing changes failed; unloading document");
+                self.fail_everyone("the server could not store this document; reconnect to retry");
+                return;
+            }
+            for (conn, message) in state.outgoing() {
+                self.deliver(&mut state, conn, Outgoing::Message(message));
+            }
+            idle_since = (state.peer_count() == 0).then(Instant::now);
+        }
+        // Shutting down: every change is already durable; fold them into a snapshot so the next
+        // start loads one blob.
+        if let Err(err) = self.compact(&state).await {
+            tracing::warn!(error = %err, "compaction at shutdown failed; chunks kept");
+        }
+        self.registry.remove(self.id, self.generation);
+    }
+
+    async fn load(&mut self) -> Result<DocState, DocError> {
+        match self.store.load(self.id).await? {
+            None => Ok(DocState::new(self.id, self.server_peer.clone())),
+            Some(stored) => {
+                self.last_seq = stored.last_seq;
+                self.chunks_since_snapshot = stored.chunks.len();
+                DocState::load(self.id, self.server_peer.clone(), &stored.concatenated())
+            }
+        }
+    }
+
+    fn apply(&mut self, state: &mut DocState, command: DocCommand) {
+        match command {
+            DocCommand::Sync {
+                conn,
+                peer_id,
+                outbox,
+                kind,
+                message,
+            } => {
+                self.outboxes.entry(conn).or_insert(outbox);
+                if let Err(err) = state.receive(conn, peer_id, kind, message) {
+                    tracing::warn!(conn_id = conn, error = %err, "rejected sync message");
+                    if let Some(outbox) = self.outboxes.remove(&conn) {
+                        outbox.fail(format!("sync message for document {}: {err}", self.id));
+                    }
+                    state.detach(conn);
+                }
+            }
+            DocCommand::Ephemeral {
+                conn,
+                sender_id,
+                session_id,
+                count,
+                data,
+            } => {
+                for (to, message) in state.relay_ephemeral(conn, sender_id, session_id, count, data)
+                {
+                    self.deliver(state, to, Outgoing::Message(message));
+                }
+            }
+            DocCommand::Detach { conn } => {
+                self.outboxes.remove(&conn);
+                state.detach(conn);
+            }
+        }
+    }
+
+    fn deliver(&mut self, state: &mut DocState, conn: ConnId, out: Outgoing) {
+        let delivered = self
+            .outboxes
+            .get(&conn)
+            .is_some_and(|outbox| outbox.deliver(out));
+        if !delivered {
+            // Gone or too far behind: it resyncs from a fresh state when it reconnects.
+            self.outboxes.remove(&conn);
+            state.detach(conn);
+        }
+    }
+
+    async fn persist(&mut self, state: &mut DocState) -> Result<(), DocError> {
+        let Some((chunk, heads)) = state.unsaved() else {
+            return Ok(());
+        };
+        let seq = self.store.append(self.id, chunk).await?;
+        state.mark_saved(heads);
+        self.last_seq = Some(seq);
+        self.chunks_since_snapshot += 1;
+        if self.chunks_since_snapshot >= COMPACT_AFTER_CHUNKS {
+            self.compact(state).await?;
+        }
+        Ok(())
+    }
+
+    async fn compact(&mut self, state: &DocState) -> Result<(), DocError> {
+        if self.chunks_since_snapshot == 0 {
+            return Ok(());
+        }
+        let snapshot = state.doc().save();
+        self.store.compact(self.id, snapshot, self.last_seq).await?;
+        self.chunks_since_snapshot = 0;
+        tracing::debug!("document compacted");
+        Ok(())
+    }
+
+    /// Unloads if nobody holds a handle and nothing is queued. Compacts first, while still
+    /// registered, so no second actor for this document can load it meanwhile.
+    async fn try_unload(&mut self, state: &DocState) -> bool {
+        if let Err(err) = self.compact(state).await {
+            tracing::warn!(error = %err, "compaction before unload failed; staying loaded");
+            return false;
+        }
+        if self
+            .registry
+            .remove_if_unused(self.id, self.generation, &self.rx)
+        {
+            tracing::debug!("idle document unloaded");
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Stops this actor after a failure: every attached or waiting connection is told and
+    /// closed, so its phone reconnects and resends what was not stored.
+    fn fail_everyone(&mut self, text: &str) {
+        self.registry.remove(self.id, self.generation);
+        self.rx.close();
+        while let Ok(command) = self.rx.try_recv() {
+            if let DocCommand::Sync { conn, outbox, .. } = command {
+                self.outboxes.entry(conn).or_insert(outbox);
+            }
+        }
+        for (_, outbox) in self.outboxes.drain() {
+            outbox.fail(text);
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

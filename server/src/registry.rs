@@ -1,0 +1,123 @@
+//! Open documents: `DocumentId -> DocHandle`, spawning an actor on first use and forgetting it
+//! when it unloads. A message is routed by one map lookup, whatever the number of open labs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use labboard_protocol::{DocumentId, PeerId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::document::{ActorSettings, DocActor, DocCommand, DocHandle, INBOX_CAPACITY};
+use crate::storage::Storage;
+
+pub struct Registry {
+    // std Mutex: held only for map operations, never across an await.
+    docs: Mutex<Docs>,
+    server_peer: PeerId,
+    store: Arc<dyn Storage>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    settings: ActorSettings,
+}
+
+#[derive(Default)]
+struct Docs {
+    open: HashMap<DocumentId, DocHandle>,
+    next_generation: u64,
+}
+
+impl Registry {
+    pub fn new(
+        server_peer: PeerId,
+        store: Arc<dyn Storage>,
+        tracker: TaskTracker,
+        stop: CancellationToken,
+        settings: ActorSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            docs: Mutex::new(Docs::default()),
+            server_peer,
+            store,
+            tracker,
+            stop,
+            settings,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Docs> {
+        self.docs
+            .lock()
+            .expect("registry lock is never held across a panic")
+    }
+
+    /// The handle of an open document, spawning its actor (which loads it) if needed.
+    pub fn get(self: &Arc<Self>, id: DocumentId) -> DocHandle {
+        let mut docs = self.lock();
+        if let Some(handle) = docs.open.get(&id) {
+            return handle.clone();
+        }
+        docs.next_generation += 1;
+        let generation = docs.next_generation;
+        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+        let handle = DocHandle { tx, generation };
+        docs.open.insert(id, handle.clone());
+        let actor = DocActor::new(
+            id,
+            generation,
+            self.server_peer.clone(),
+            Arc::clone(&self.store),
+            Arc::clone(self),
+            rx,
+            self.stop.child_token(),
+            self.settings,
+        );
+        self.tracker.spawn(
+            actor
+                .run()
+                .instrument(tracing::info_span!("doc", doc_id = %id)),
+        );
+        handle
+    }
+
+    /// Number of documents loaded in memory.
+    pub fn open_count(&self) -> usize {
+        self.lock().open.len()
+    }
+
+    pub fn is_open(&self, id: DocumentId) -> bool {
+        self.lock().open.contains_key(&id)
+    }
+
+    /// Forgets the actor of that generation (a newer actor for the same id stays).
+    pub(crate) fn remove(&self, id: DocumentId, generation: u64) {
+        let mut docs = self.lock();
+        if docs
+            .open
+            .get(&id)
+            .is_some_and(|h| h.generation == generation)
+        {
+            docs.open.remove(&id);
+        }
+    }
+
+    /// Forgets the actor if only the registry holds its handle and its inbox is empty. Handles
+    /// are only cloned under this lock, so nobody can start sending to it afterwards.
+    pub(crate) fn remove_if_unused(
+        &self,
+        id: DocumentId,
+        generation: u64,
+        inbox: &mpsc::Receiver<DocCommand>,
+    ) -> bool {
+        let mut docs = self.lock();
+        let unused = docs.open.get(&id).is_some_and(|h| {
+            h.generation == generation && h.tx.strong_count() == 1 && inbox.is_empty()
+        });
+        if unused {
+            docs.open.remove(&id);
+        }
+        unused
+    }
+}

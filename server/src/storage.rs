@@ -1,0 +1,75 @@
+//! Durable document storage behind a small trait.
+//!
+//! A document is stored as an optional snapshot (`Automerge::save`) plus the incremental chunks
+//! appended since (`Automerge::save_after`), each with a sequence number. Loading concatenates
+//! them; compaction replaces the snapshot and deletes the chunks it covers, in one transaction.
+//! An `append` that returned `Ok` is durable: the document actor only advertises heads after it.
+
+use async_trait::async_trait;
+use labboard_protocol::DocumentId;
+
+pub mod memory;
+pub mod sqlite;
+
+pub use memory::MemoryStorage;
+pub use sqlite::SqliteStorage;
+
+/// The position of an appended chunk; increases with every append across all documents.
+pub type ChunkSeq = i64;
+
+/// What storage holds of one document.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredDoc {
+    pub snapshot: Option<Vec<u8>>,
+    /// Incremental chunks in append order.
+    pub chunks: Vec<Vec<u8>>,
+    /// The sequence number of the last chunk, if any.
+    pub last_seq: Option<ChunkSeq>,
+}
+
+impl StoredDoc {
+    /// The bytes `Automerge::load` accepts: snapshot then chunks, concatenated.
+    pub fn concatenated(&self) -> Vec<u8> {
+        let size = self.snapshot.as_ref().map_or(0, Vec::len)
+            + self.chunks.iter().map(Vec::len).sum::<usize>();
+        let mut all = Vec::with_capacity(size);
+        if let Some(snapshot) = &self.snapshot {
+            all.extend_from_slice(snapshot);
+        }
+        for chunk in &self.chunks {
+            all.extend_from_slice(chunk);
+        }
+        all
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("storage io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage is closed")]
+    Closed,
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// The stable id of this store, sent to peers as `storageId`.
+    fn storage_id(&self) -> &str;
+    async fn load(&self, doc: DocumentId) -> Result<Option<StoredDoc>, StorageError>;
+    /// Durably appends one incremental chunk.
+    async fn append(&self, doc: DocumentId, chunk: Vec<u8>) -> Result<ChunkSeq, StorageError>;
+    /// Stores `snapshot` as the document's state and drops the chunks up to `through`, which the
+    /// snapshot includes.
+    async fn compact(
+        &self,
+        doc: DocumentId,
+        snapshot: Vec<u8>,
+        through: Option<ChunkSeq>,
+    ) -> Result<(), StorageError>;
+    /// Removes everything stored of the document.
+    async fn delete(&self, doc: DocumentId) -> Result<(), StorageError>;
+    /// Finishes outstanding writes; later calls fail with `Closed`.
+    async fn close(&self) -> Result<(), StorageError>;
+}

@@ -1,0 +1,501 @@
+//! The embedded default store: one SQLite file in WAL mode.
+//!
+//! Writes go to one writer thread that commits everything queued at that moment in a single
+//! transaction (group commit), with `synchronous = FULL`, so a reply of `Ok` means the data is on
+//! disk and one fsync serves many documents under load. Reads use their own connection, which WAL
+//! lets run beside the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use labboard_protocol::DocumentId;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ChunkSeq, Storage, StorageError, StoredDoc};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "labboard.db";
+
+/// Writes waiting for the writer thread. Each document actor has at most one write in flight,
+/// so this only fills when hundreds of documents write at once; then actors wait their turn.
+const WRITE_QUEUE: usize = 1024;
+
+/// Most writes committed in one transaction; bounds how long one commit holds the others.
+const MAX_BATCH: usize = 512;
+
+/// Schema version, kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id     TEXT PRIMARY KEY,
+    snapshot   BLOB,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS chunks (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    data   BLOB NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, seq);
+";
+
+enum WriteOp {
+    Append {
+        doc: DocumentId,
+        chunk: Vec<u8>,
+        reply: oneshot::Sender<Result<ChunkSeq, StorageError>>,
+    },
+    Compact {
+        doc: DocumentId,
+        snapshot: Vec<u8>,
+        through: Option<ChunkSeq>,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    Delete {
+        doc: DocumentId,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    Close {
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+}
+
+pub struct SqliteStorage {
+    path: PathBuf,
+    storage_id: String,
+    // std Mutex: held only inside spawn_blocking, never across an await.
+    reader: Arc<Mutex<Connection>>,
+    // std Mutex: held only to clone or take the sender.
+    writer: Mutex<Option<mpsc::Sender<WriteOp>>>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) `labboard.db` in `data_dir` and starts the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let writer_conn = open_connection(&path)?;
+        migrate(&writer_conn)?;
+        let storage_id = storage_id(&writer_conn)?;
+        let reader = open_connection(&path)?;
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("labboard-sqlite-writer".into())
+            .spawn(move || write_loop(writer_conn, rx))?;
+        Ok(Self {
+            path,
+            storage_id,
+            reader: Arc::new(Mutex::new(reader)),
+            writer: Mutex::new(Some(tx)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> Result<mpsc::Sender<WriteOp>, StorageError> {
+        self.writer
+            .lock()
+            .expect("writer lock is never held across a panic")
+            .clone()
+            .ok_or(StorageError::Closed)
+    }
+
+    async fn write<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> WriteOp,
+    ) -> Result<T, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer()?
+            .send(op(reply))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StorageError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), StorageError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
+}
+
+fn storage_id(conn: &Connection) -> Result<String, StorageError> {
+    let existing: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'storage_id'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('storage_id', ?1)",
+        params![id],
+    )?;
+    Ok(id)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        if let Some(close_reply) = commit_batch(&mut conn, &mut batch) {
+            let result = conn
+                .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+                .map_err(StorageError::from);
+            if let Err(err) = &result {
+                tracing::error!(error = %err, "sqlite checkpoint at close failed");
+            }
+            // The caller may have stopped waiting; nothing else to tell.
+            drop(close_reply.send(result));
+            return;
+        }
+    }
+}
+
+/// Outcome of one op inside the batch transaction, replied to after the commit.
+enum Done {
+    Seq(
+        oneshot::Sender<Result<ChunkSeq, StorageError>>,
+        Result<ChunkSeq, StorageError>,
+    ),
+    Unit(
+        oneshot::Sender<Result<(), StorageError>>,
+        Result<(), StorageError>,
+    ),
+}
+
+/// Runs the batch in one transaction and replies to every op. Returns the reply channel of a
+/// `Close` found in the batch (ops after it are refused).
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<WriteOp>,
+) -> Option<oneshot::Sender<Result<(), StorageError>>> {
+    let mut done = Vec::with_capacity(batch.len());
+    let mut close = None;
+    let outcome = (|| -> Result<(), rusqlite::Error> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for op in batch.drain(..) {
+            if close.is_some() {
+                refuse(op);
+                continue;
+            }
+            // A savepoint per op: one failing write does not spoil the others in the batch.
+            let mut sp = tx.savepoint()?;
+            let result = apply(&sp, op, &mut close);
+            let ok = match &result {
+                Some(Done::Seq(_, r)) => r.is_ok(),
+                Some(Done::Unit(_, r)) => r.is_ok(),
+                None => true,
+            };
+            if ok {
+                sp.commit()?;
+            } else {
+                sp.rollback()?;
+                drop(sp);
+            }
+            done.extend(result);
+        }
+        tx.commit()
+    })();
+    match outcome {
+        Ok(()) => {
+            for d in done {
+                // A caller that gave up waiting has nothing more to learn.
+                match d {
+                    Done::Seq(reply, result) => drop(reply.send(result)),
+                    Done::Unit(reply, result) => drop(reply.send(result)),
+                }
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "sqlite commit failed");
+            for d in done {
+                let failed = || StorageError::Sqlite(clone_err(&err));
+                match d {
+                    Done::Seq(reply, _) => drop(reply.send(Err(failed()))),
+                    Done::Unit(reply, _) => drop(reply.send(Err(failed()))),
+                }
+            }
+        }
+    }
+    close
+}
+
+fn clone_err(err: &rusqlite::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(err.to_string().into())
+}
+
+fn refuse(op: WriteOp) {
+    match op {
+        WriteOp::Append { reply, .. } => drop(reply.send(Err(StorageError::Closed))),
+        WriteOp::Compact { reply, .. }
+        | WriteOp::Delete { reply, .. }
+        | WriteOp::Close { reply } => drop(reply.send(Err(StorageError::Closed))),
+    }
+}
+
+fn apply(
+    conn: &Connection,
+    op: WriteOp,
+    close: &mut Option<oneshot::Sender<Result<(), StorageError>>>,
+) -> Option<Done> {
+    match op {
+        WriteOp::Append { doc, chunk, reply } => Some(Done::Seq(
+            reply,
+            append(conn, doc, &chunk).map_err(Into::into),
+        )),
+        WriteOp::Compact {
+            doc,
+            snapshot,
+            through,
+            reply,
+        } => Some(Done::Unit(
+            reply,
+            compact(conn, doc, &snapshot, through).map_err(Into::into),
+        )),
+        WriteOp::Delete { doc, reply } => {
+            Some(Done::Unit(reply, delete(conn, doc).map_err(Into::into)))
+        }
+        WriteOp::Close { reply } => {
+            *close = Some(reply);
+            None
+        }
+    }
+}
+
+fn touch_document(conn: &Connection, doc: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO documents (doc_id, created_at, updated_at) VALUES (?1, ?2, ?2)
+         ON CONFLICT (doc_id) DO UPDATE SET updated_at = excluded.updated_at",
+    )?
+    .execute(params![doc, now])?;
+    Ok(())
+}
+
+fn append(conn: &Connection, doc: DocumentId, chunk: &[u8]) -> rusqlite::Result<ChunkSeq> {
+    let doc = doc.to_string();
+    touch_document(conn, &doc, now_ms())?;
+    conn.prepare_cached("INSERT INTO chunks (doc_id, data) VALUES (?1, ?2)")?
+        .execute(params![doc, chunk])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn compact(
+    conn: &Connection,
+    doc: DocumentId,
+    snapshot: &[u8],
+    through: Option<ChunkSeq>,
+) -> rusqlite::Result<()> {
+    let doc = doc.to_string();
+    touch_document(conn, &doc, now_ms())?;
+    conn.prepare_cached("UPDATE documents SET snapshot = ?2 WHERE doc_id = ?1")?
+        .execute(params![doc, snapshot])?;
+    if let Some(through) = through {
+        conn.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1 AND seq <= ?2")?
+            .execute(params![doc, through])?;
+    }
+    Ok(())
+}
+
+fn delete(conn: &Connection, doc: DocumentId) -> rusqlite::Result<()> {
+    let doc = doc.to_string();
+    conn.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1")?
+        .execute(params![doc])?;
+    conn.prepare_cached("DELETE FROM documents WHERE doc_id = ?1")?
+        .execute(params![doc])?;
+    Ok(())
+}
+
+fn load(conn: &Connection, doc: DocumentId) -> rusqlite::Result<Option<StoredDoc>> {
+    let doc = doc.to_string();
+    let snapshot: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT snapshot FROM documents WHERE doc_id = ?1")?
+        .query_row(params![doc], |row| row.get(0))
+        .optional()?;
+    let Some(snapshot) = snapshot else {
+        return Ok(None);
+    };
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, data FROM chunks WHERE doc_id = ?1 ORDER BY seq")?;
+    let mut stored = StoredDoc {
+        snapshot,
+        ..StoredDoc::default()
+    };
+    let rows = stmt.query_map(params![doc], |row| {
+        Ok((row.get::<_, ChunkSeq>(0)?, row.get::<_, Vec<u8>>(1)?))
+    })?;
+    for row in rows {
+        let (seq, data) = row?;
+        stored.chunks.push(data);
+        stored.last_seq = Some(seq);
+    }
+    Ok(Some(stored))
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    fn storage_id(&self) -> &str {
+        &self.storage_id
+    }
+
+    async fn load(&self, doc: DocumentId) -> Result<Option<StoredDoc>, StorageError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .expect("reader lock is never held across a panic");
+            load(&conn, doc).map_err(StorageError::from)
+        })
+        .await
+        .map_err(|err| StorageError::Io(std::io::Error::other(err)))?
+    }
+
+    async fn append(&self, doc: DocumentId, chunk: Vec<u8>) -> Result<ChunkSeq, StorageError> {
+        self.write(|reply| WriteOp::Append { doc, chunk, reply })
+            .await
+    }
+
+    async fn compact(
+        &self,
+        doc: DocumentId,
+        snapshot: Vec<u8>,
+        through: Option<ChunkSeq>,
+    ) -> Result<(), StorageError> {
+        self.write(|reply| WriteOp::Compact {
+            doc,
+            snapshot,
+            through,
+            reply,
+        })
+        .await
+    }
+
+    async fn delete(&self, doc: DocumentId) -> Result<(), StorageError> {
+        self.write(|reply| WriteOp::Delete { doc, reply }).await
+    }
+
+    async fn close(&self) -> Result<(), StorageError> {
+        let result = self.write(|reply| WriteOp::Close { reply }).await;
+        self.writer
+            .lock()
+            .expect("writer lock is never held across a panic")
+            .take();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn append_load_compact_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStorage::open(dir.path()).unwrap();
+        let doc = DocumentId::random();
+        let other = DocumentId::random();
+        assert_eq!(store.load(doc).await.unwrap(), None);
+
+        let first = store.append(doc, vec![1, 2]).await.unwrap();
+        let second = store.append(doc, vec![3]).await.unwrap();
+        store.append(other, vec![9]).await.unwrap();
+        assert!(second > first);
+        let loaded = store.load(doc).await.unwrap().unwrap();
+        assert_eq!(loaded.chunks, vec![vec![1, 2], vec![3]]);
+        assert_eq!(loaded.last_seq, Some(second));
+        assert_eq!(loaded.concatenated(), vec![1, 2, 3]);
+
+        // A chunk appended after the snapshot was taken survives compaction.
+        let late = store.append(doc, vec![4]).await.unwrap();
+        store.compact(doc, vec![7, 7], Some(second)).await.unwrap();
+        let loaded = store.load(doc).await.unwrap().unwrap();
+        assert_eq!(loaded.snapshot, Some(vec![7, 7]));
+        assert_eq!(loaded.chunks, vec![vec![4]]);
+        assert_eq!(loaded.last_seq, Some(late));
+
+        store.delete(doc).await.unwrap();
+        assert_eq!(store.load(doc).await.unwrap(), None);
+        assert_eq!(
+            store.load(other).await.unwrap().unwrap().chunks,
+            vec![vec![9]]
+        );
+        store.close().await.unwrap();
+        assert!(matches!(
+            store.append(doc, vec![1]).await,
+            Err(StorageError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn storage_id_is_stable_across_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStorage::open(dir.path()).unwrap();
+        let id = first.storage_id().to_owned();
+        first.close().await.unwrap();
+        let again = SqliteStorage::open(dir.path()).unwrap();
+        assert_eq!(again.storage_id(), id);
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStorage::open(dir.path()).unwrap());
+        let docs: Vec<DocumentId> = (0..8).map(|_| DocumentId::random()).collect();
+        let mut tasks = Vec::new();
+        for (i, doc) in docs.iter().copied().enumerate() {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                for n in 0..20u8 {
+                    store.append(doc, vec![i as u8, n]).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        for (i, doc) in docs.iter().enumerate() {
+            let chunks = store.load(*doc).await.unwrap().unwrap().chunks;
+            let expected: Vec<Vec<u8>> = (0..20u8).map(|n| vec![i as u8, n]).collect();
+            assert_eq!(chunks, expected);
+        }
+    }
+}
