@@ -14,6 +14,8 @@
 //! This crate holds the messages ([`message`]), their CBOR encoding ([`codec`]) and the ids
 //! ([`ids`]). It does no I/O, except for the optional Rust client behind the `client` feature.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod codec;
 pub mod ids;
 pub mod message;
