@@ -298,7 +298,7 @@ impl Session {
                         count,
                         data,
                     };
-                    self.to_doc(document_id, command).await?;
+                    self.forward(document_id, command).await?;
                 }
                 Ok(Vec::new())
             }
@@ -372,12 +372,12 @@ impl Session {
             kind,
             message,
         };
-        self.to_doc(document_id, command).await
+        self.forward(document_id, command).await
     }
 
     /// Sends a command to the document's actor, waiting while it is busy. If the actor has
     /// stopped (it failed), a fresh one is started once.
-    async fn to_doc(&mut self, id: DocumentId, command: DocCommand) -> Result<(), Ending> {
+    async fn forward(&mut self, id: DocumentId, command: DocCommand) -> Result<(), Ending> {
         let registry = &self.app.registry;
         let handle = self
             .docs

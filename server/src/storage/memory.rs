@@ -14,10 +14,13 @@ pub struct MemoryStorage {
     inner: Mutex<Inner>,
 }
 
+/// A snapshot and the chunks appended after it.
+type Stored = (Option<Vec<u8>>, Vec<(ChunkSeq, Vec<u8>)>);
+
 #[derive(Default)]
 struct Inner {
     next_seq: ChunkSeq,
-    docs: HashMap<DocumentId, (Option<Vec<u8>>, Vec<(ChunkSeq, Vec<u8>)>)>,
+    docs: HashMap<DocumentId, Stored>,
     closed: bool,
 }
 

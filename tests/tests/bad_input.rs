@@ -1,0 +1,361 @@
+//! Bad input ends only the sender's connection, with an `error` message that says why; every
+//! other connection and every stored document carries on untouched.
+
+use std::time::Duration;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ReadDoc, ROOT};
+use ciborium::Value;
+use labboard_protocol::client::{Client, DocHandle};
+use labboard_protocol::{encode, DocumentId, Message, PeerId};
+use labboard_tests::{join, within, RawPeer, TestServer};
+
+/// A phone that synced a document before the bad peer arrived.
+struct Bystander {
+    client: Client,
+    doc: DocHandle,
+}
+
+impl Bystander {
+    async fn new(server: &TestServer) -> Self {
+        let client = within(
+            "bystander connects",
+            Client::connect(&server.ws_url(), PeerId::from("bystander")),
+        )
+        .await
+        .unwrap();
+        let mut doc = Automerge::new();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "note", "before")?;
+            Ok(())
+        })
+        .unwrap();
+        let doc = client.create(doc);
+        within("bystander upload", doc.wait_synced()).await.unwrap();
+        Self { client, doc }
+    }
+
+    /// The bystander still syncs, and the stored document has everything it wrote.
+    async fn assert_undisturbed(&self, server: &TestServer) {
+        self.doc.change(|tx| tx.put(ROOT, "note", "after").unwrap());
+        within("bystander still syncs", self.doc.wait_synced())
+            .await
+            .expect("bystander connection survived");
+        let fresh = within(
+            "fresh client",
+            Client::connect(&server.ws_url(), PeerId::from("checker")),
+        )
+        .await
+        .unwrap();
+        let copy = within("fetch stored document", fresh.find(self.doc.id()))
+            .await
+            .unwrap();
+        within(
+            "latest state",
+            copy.wait_until(|d| {
+                d.get(ROOT, "note")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|(v, _)| v.as_str() == Some("after"))
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(copy.heads(), self.doc.heads());
+        fresh.close().await;
+        let _ = &self.client;
+    }
+}
+
+async fn refused(raw: &mut RawPeer, expected: &str) {
+    let closed = raw.closed().await;
+    let Some(error) = closed.error.clone() else {
+        panic!("no error message; {closed:?}");
+    };
+    assert!(
+        error.contains(expected),
+        "error `{error}` does not mention `{expected}`"
+    );
+}
+
+fn cbor(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).unwrap();
+    out
+}
+
+fn map(entries: &[(&str, Value)]) -> Value {
+    Value::Map(
+        entries
+            .iter()
+            .map(|(k, v)| (Value::Text((*k).into()), v.clone()))
+            .collect(),
+    )
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+#[tokio::test]
+async fn malformed_cbor() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let (mut raw, _) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    raw.send_bytes(vec![0xff, 0xfe, 0xfd]).await.unwrap();
+    refused(&mut raw, "not valid CBOR").await;
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
+async fn unknown_message_type() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let (mut raw, _) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    raw.send_bytes(cbor(&map(&[
+        ("type", text("teleport")),
+        ("senderId", text("bad")),
+    ])))
+    .await
+    .unwrap();
+    refused(&mut raw, "unknown message type `teleport`").await;
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
+async fn message_before_join() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let mut raw = RawPeer::connect(&server.ws_url()).await.unwrap();
+    raw.send(&Message::Sync {
+        sender_id: PeerId::from("bad"),
+        target_id: PeerId::from("server"),
+        document_id: bystander.doc.id(),
+        data: vec![0x42, 0, 0, 1, 0, 0, 0, 2, 2, 0x84],
+    })
+    .await
+    .unwrap();
+    refused(&mut raw, "expected a join message").await;
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
+async fn unsupported_protocol_version() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let mut raw = RawPeer::connect(&server.ws_url()).await.unwrap();
+    raw.send(&Message::Join {
+        sender_id: PeerId::from("future"),
+        peer_metadata: None,
+        supported_protocol_versions: Some(vec!["2".into()]),
+    })
+    .await
+    .unwrap();
+    refused(&mut raw, "unsupported protocol version").await;
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
+async fn join_without_versions_is_accepted_like_the_js_server_does() {
+    let server = TestServer::start().await;
+    let mut raw = RawPeer::connect(&server.ws_url()).await.unwrap();
+    raw.send(&Message::Join {
+        sender_id: PeerId::from("old"),
+        peer_metadata: None,
+        supported_protocol_versions: None,
+    })
+    .await
+    .unwrap();
+    match raw.recv().await.unwrap() {
+        Message::Peer {
+            selected_protocol_version,
+            target_id,
+            peer_metadata,
+            ..
+        } => {
+            assert_eq!(selected_protocol_version, "1");
+            assert_eq!(target_id, PeerId::from("old"));
+            let metadata = peer_metadata.expect("server metadata");
+            assert_eq!(metadata.is_ephemeral, Some(false));
+            assert!(metadata.storage_id.is_some());
+        }
+        other => panic!("expected peer, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn invalid_document_id() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    raw.send_bytes(cbor(&map(&[
+        ("type", text("sync")),
+        ("senderId", text("bad")),
+        ("targetId", text(server_peer.as_str())),
+        // The last character is changed: the checksum no longer matches.
+        ("documentId", text("148vjpuxLmPtrT3kP4TEueSfUba")),
+        (
+            "data",
+            Value::Bytes(vec![0x42, 0, 0, 1, 0, 0, 0, 2, 2, 0x84]),
+        ),
+    ])))
+    .await
+    .unwrap();
+    refused(
+        &mut raw,
+        "invalid document id `148vjpuxLmPtrT3kP4TEueSfUba`",
+    )
+    .await;
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
+async fn undecodable_sync_bytes() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    // Garbage sent for the bystander's own document must not reach it.
+    raw.send(&Message::Sync {
+        sender_id: PeerId::from("bad"),
+        target_id: server_peer,
+        document_id: bystander.doc.id(),
+        data: vec![0x42, 0xff, 0xff, 0xff, 0x07],
+    })
+    .await
+    .unwrap();
+    refused(&mut raw, "undecodable sync data").await;
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
+async fn empty_sync_data() {
+    let server = TestServer::start().await;
+    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    raw.send(&Message::Request {
+        sender_id: PeerId::from("bad"),
+        target_id: server_peer,
+        document_id: DocumentId::random(),
+        data: Vec::new(),
+    })
+    .await
+    .unwrap();
+    refused(&mut raw, "empty sync data").await;
+}
+
+#[tokio::test]
+async fn frame_over_the_size_limit() {
+    let server = TestServer::start_with(|config| config.max_frame_bytes = 64 * 1024).await;
+    let bystander = Bystander::new(&server).await;
+    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "big").await.unwrap();
+    raw.send(&Message::Sync {
+        sender_id: PeerId::from("big"),
+        target_id: server_peer,
+        document_id: bystander.doc.id(),
+        data: vec![0x42; 100 * 1024],
+    })
+    .await
+    .unwrap();
+    refused(&mut raw, "larger than the server's limit of 65536 bytes").await;
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
+async fn text_frames() {
+    let server = TestServer::start().await;
+    let (mut raw, _) = RawPeer::joined(&server.ws_url(), "texty").await.unwrap();
+    raw.send_text("{\"type\":\"sync\"}").await.unwrap();
+    refused(&mut raw, "text frames are not part of the protocol").await;
+}
+
+#[tokio::test]
+async fn sender_id_of_another_peer() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "mallory").await.unwrap();
+    raw.send(&Message::Request {
+        sender_id: PeerId::from("bystander"),
+        target_id: server_peer,
+        document_id: bystander.doc.id(),
+        data: vec![0x42, 0, 0, 1, 0, 0, 0, 2, 2, 0x84],
+    })
+    .await
+    .unwrap();
+    refused(
+        &mut raw,
+        "peer ID mismatch: expected mallory, received bystander",
+    )
+    .await;
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
+async fn second_join() {
+    let server = TestServer::start().await;
+    let (mut raw, _) = RawPeer::joined(&server.ws_url(), "twice").await.unwrap();
+    raw.send(&join("twice")).await.unwrap();
+    refused(&mut raw, "unexpected join or peer message").await;
+}
+
+#[tokio::test]
+async fn silence_after_connecting_times_out() {
+    let server = TestServer::start_with(|config| {
+        config.handshake_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut raw = RawPeer::connect(&server.ws_url()).await.unwrap();
+    refused(&mut raw, "expected a join message within").await;
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_dropped() {
+    let server = TestServer::start_with(|config| {
+        config.ping_interval = Duration::from_millis(100);
+        config.peer_timeout = Duration::from_millis(400);
+    })
+    .await;
+    // A raw TCP peer that completes the upgrade and the join, then never reads or writes again:
+    // its pongs never come, as with a phone whose screen locked.
+    let (raw, _) = RawPeer::joined(&server.ws_url(), "sleepy").await.unwrap();
+    let stream = raw.socket.into_inner();
+    within("server drops the silent peer", async {
+        use tokio::io::AsyncReadExt;
+        let mut stream = stream;
+        let mut buf = [0u8; 1024];
+        // Pings arrive and are never answered; the server then closes the TCP connection.
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_never_reaches_storage() {
+    // Garbage sync data for a stored document is refused before the document actor sees it:
+    // after a restart the document has exactly the bystander's changes.
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let heads = bystander.doc.heads();
+    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    raw.send_bytes(encode(&Message::Sync {
+        sender_id: PeerId::from("bad"),
+        target_id: server_peer,
+        document_id: bystander.doc.id(),
+        data: vec![0x43, 0x01, 0x00],
+    }))
+    .await
+    .unwrap();
+    refused(&mut raw, "undecodable sync data").await;
+    bystander.client.close().await;
+    let id = bystander.doc.id();
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let client = Client::connect(&server.ws_url(), PeerId::from("after"))
+        .await
+        .unwrap();
+    let doc = within("find after restart", client.find(id)).await.unwrap();
+    assert_eq!(doc.heads(), heads);
+}
