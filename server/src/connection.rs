@@ -136,12 +136,14 @@ pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(WsMessage::Binary(bytes))) => {
-                        match session.on_frame(&bytes).await {
-                            Ok(replies) => {
-                                if let Err(err) = send_all(&mut sink, replies).await {
-                                    break Ending::ClientLeft(err);
-                                }
-                            }
+                        let replies = match session.on_frame(&bytes).await {
+                            Ok(replies) => replies,
+                            Err(ending) => break ending,
+                        };
+                        let sent = send_all(&mut sink, replies);
+                        match guarded(&stop, &kick, settings.peer_timeout, sent).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(err)) => break Ending::ClientLeft(err),
                             Err(ending) => break ending,
                         }
                     }
@@ -157,18 +159,22 @@ pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId
                 }
             }
             Some(out) = outbox_rx.recv() => {
-                match write_outgoing(&mut sink, &mut outbox_rx, out).await {
-                    Ok(None) => {}
-                    Ok(Some(ending)) => break ending,
-                    Err(err) => break Ending::ClientLeft(err),
+                let written = write_outgoing(&mut sink, &mut outbox_rx, out);
+                match guarded(&stop, &kick, settings.peer_timeout, written).await {
+                    Ok(Ok(None)) => {}
+                    Ok(Ok(Some(ending))) | Err(ending) => break ending,
+                    Ok(Err(err)) => break Ending::ClientLeft(err),
                 }
             }
             _ = pings.tick() => {
                 if last_heard.elapsed() >= settings.peer_timeout {
                     break Ending::Unresponsive;
                 }
-                if let Err(err) = sink.send(WsMessage::Ping(Default::default())).await {
-                    break Ending::ClientLeft(err.to_string());
+                let ping = sink.send(WsMessage::Ping(Default::default()));
+                match guarded(&stop, &kick, settings.peer_timeout, ping).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => break Ending::ClientLeft(err.to_string()),
+                    Err(ending) => break ending,
                 }
             }
             () = sleep_until(handshake_deadline), if session.peer_id.is_none() => {
@@ -206,27 +212,29 @@ pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId
         }
         Ending::Stopping => (None, Some((CLOSE_GOING_AWAY, "server shutting down"))),
     };
-    if let Some(message) = error {
-        let frame = Message::Error {
-            sender_id: Some(app.server_peer.clone()),
-            target_id: session.peer_id.clone(),
-            message,
-        };
-        // The client may already be gone; the close below is best effort too.
-        let _sent = sink.send(WsMessage::Binary(encode(&frame).into())).await;
-    }
-    if let Some((code, reason)) = close {
-        let close = WsMessage::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }));
-        if sink.send(close).await.is_ok() {
+    let farewell = async {
+        if let Some(message) = error {
+            let frame = Message::Error {
+                sender_id: Some(app.server_peer.clone()),
+                target_id: session.peer_id.clone(),
+                message,
+            };
+            sink.send(WsMessage::Binary(encode(&frame).into())).await?;
+        }
+        if let Some((code, reason)) = close {
+            let close = WsMessage::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }));
+            sink.send(close).await?;
             // Let the client read our frames and answer the close, so that closing with unread
             // input does not reset the connection and lose the error message on the way.
-            let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-            let _answered = tokio::time::timeout(CLOSE_GRACE, drain).await;
+            while let Some(Ok(_)) = stream.next().await {}
         }
-    }
+        Ok::<(), axum::Error>(())
+    };
+    // Best effort, and bounded: a client that stopped reading cannot hold the task.
+    let _said_goodbye = tokio::time::timeout(CLOSE_GRACE, farewell).await;
     app.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -406,6 +414,24 @@ impl Session {
             self.app.peers.unregister(peer_id, self.conn_id);
         }
         tracing::debug!(ending = ?ending, "connection finished");
+    }
+}
+
+/// Runs a write that a phone which stopped reading would block forever, while staying
+/// responsive to shutdown and to being kicked; a write that takes `limit` means the peer is
+/// unresponsive.
+async fn guarded<T>(
+    stop: &tokio_util::sync::CancellationToken,
+    kick: &Kick,
+    limit: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Ending> {
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => Err(Ending::Stopping),
+        reason = kick.fired() => Err(Ending::Kicked(reason.to_owned())),
+        done = work => Ok(done),
+        () = tokio::time::sleep(limit) => Err(Ending::Unresponsive),
     }
 }
 
