@@ -734,7 +734,11 @@ impl Connection {
     }
 
     async fn send(&mut self, message: &Message) -> Result<(), tungstenite::Error> {
-        debug!(kind = message.kind(), doc_id = ?message.document_id(), "send");
+        debug!(
+            kind = message.kind(),
+            doc_id = message.document_id().map(tracing::field::display),
+            "send"
+        );
         self.ws.send(WsMessage::binary(encode(message))).await
     }
 
@@ -978,4 +982,523 @@ fn acknowledged(state: &DocState) -> bool {
     let mut theirs = theirs.clone();
     theirs.sort_unstable();
     theirs == ours
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against an in-process fake server: a tiny hub that keeps one `Automerge` per document and
+    //! one `sync::State` per (connection, document), like the reference server.
+
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use automerge::sync::{self as am_sync, SyncDoc};
+    use automerge::transaction::Transactable;
+    use automerge::{Automerge, ReadDoc, ROOT};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+    use tokio::time::timeout;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::WebSocketStream;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(5);
+    const SERVER: &str = "fake-server";
+
+    type ServerWs = WebSocketStream<TcpStream>;
+
+    async fn listen() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/sync", listener.local_addr().unwrap());
+        (listener, url)
+    }
+
+    async fn accept(listener: &TcpListener) -> ServerWs {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tokio_tungstenite::accept_async(tcp).await.unwrap()
+    }
+
+    /// The next protocol message, skipping control frames; `None` once the socket closed.
+    async fn recv(ws: &mut ServerWs) -> Option<Message> {
+        loop {
+            match timeout(WAIT, ws.next()).await.expect("client stalled")? {
+                Ok(WsMessage::Binary(bytes)) => return Some(decode(&bytes).unwrap()),
+                Ok(WsMessage::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn send(ws: &mut ServerWs, message: &Message) {
+        ws.send(WsMessage::binary(encode(message))).await.unwrap();
+    }
+
+    fn peer_reply(client: &PeerId) -> Message {
+        Message::Peer {
+            sender_id: PeerId::from(SERVER),
+            target_id: client.clone(),
+            peer_metadata: None,
+            selected_protocol_version: PROTOCOL_VERSION.into(),
+        }
+    }
+
+    fn doc_with(key: &str, value: &str) -> Automerge {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, key, value).unwrap();
+        tx.commit();
+        doc
+    }
+
+    fn get_str(doc: &Automerge, key: &str) -> Option<String> {
+        let (value, _) = doc.get(ROOT, key).unwrap()?;
+        value.into_string().ok()
+    }
+
+    /// The fake sync server. Every message it receives is logged as (connection, message).
+    #[derive(Default)]
+    struct Hub {
+        docs: HashMap<DocumentId, Automerge>,
+        states: HashMap<(usize, DocumentId), am_sync::State>,
+        // Unbounded: test traffic only, bounded by what the test sends.
+        conns: HashMap<usize, (PeerId, mpsc::UnboundedSender<Message>)>,
+        log: Vec<(usize, Message)>,
+    }
+
+    impl Hub {
+        fn on_message(&mut self, conn: usize, message: Message) {
+            self.log.push((conn, message.clone()));
+            match message {
+                Message::Sync {
+                    document_id, data, ..
+                } => self.on_sync(conn, document_id, &data, false),
+                Message::Request {
+                    document_id, data, ..
+                } => self.on_sync(conn, document_id, &data, true),
+                Message::Ephemeral { document_id, .. } => {
+                    let targets: Vec<usize> = self
+                        .states
+                        .keys()
+                        .filter(|(c, d)| *d == document_id && *c != conn)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    for target in targets {
+                        let mut relayed = message.clone();
+                        self.deliver(target, |peer| {
+                            if let Message::Ephemeral { target_id, .. } = &mut relayed {
+                                *target_id = peer;
+                            }
+                            relayed
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        fn on_sync(&mut self, conn: usize, id: DocumentId, data: &[u8], request: bool) {
+            self.states.entry((conn, id)).or_default();
+            if request && !self.docs.contains_key(&id) {
+                self.deliver(conn, |peer| Message::DocUnavailable {
+                    sender_id: PeerId::from(SERVER),
+                    target_id: peer,
+                    document_id: id,
+                });
+                return;
+            }
+            let doc = self.docs.entry(id).or_default();
+            let state = self.states.get_mut(&(conn, id)).unwrap();
+            let sync = am_sync::Message::decode(data).unwrap();
+            doc.receive_sync_message(state, sync).unwrap();
+            self.fan_out(id);
+        }
+
+        fn fan_out(&mut self, id: DocumentId) {
+            let doc = &self.docs[&id];
+            let mut out = Vec::new();
+            for ((conn, doc_id), state) in &mut self.states {
+                if *doc_id == id {
+                    if let Some(message) = doc.generate_sync_message(state) {
+                        out.push((*conn, message.encode()));
+                    }
+                }
+            }
+            for (conn, data) in out {
+                self.deliver(conn, |peer| Message::Sync {
+                    sender_id: PeerId::from(SERVER),
+                    target_id: peer,
+                    document_id: id,
+                    data,
+                });
+            }
+        }
+
+        fn deliver(&self, conn: usize, message: impl FnOnce(PeerId) -> Message) {
+            if let Some((peer, outbox)) = self.conns.get(&conn) {
+                outbox.send(message(peer.clone())).ok();
+            }
+        }
+
+        fn drop_conn(&mut self, conn: usize) {
+            self.conns.remove(&conn);
+            self.states.retain(|(c, _), _| *c != conn);
+        }
+    }
+
+    struct FakeServer {
+        url: String,
+        hub: Arc<Mutex<Hub>>,
+    }
+
+    impl FakeServer {
+        async fn start() -> Self {
+            let (listener, url) = listen().await;
+            let hub = Arc::new(Mutex::new(Hub::default()));
+            let accepting = Arc::clone(&hub);
+            tokio::spawn(async move {
+                for conn in 0.. {
+                    let ws = accept(&listener).await;
+                    tokio::spawn(serve(conn, ws, Arc::clone(&accepting)));
+                }
+            });
+            Self { url, hub }
+        }
+
+        fn log(&self) -> Vec<(usize, Message)> {
+            self.hub.lock().unwrap().log.clone()
+        }
+    }
+
+    async fn serve(conn: usize, mut ws: ServerWs, hub: Arc<Mutex<Hub>>) {
+        let Some(Message::Join { sender_id, .. }) = recv(&mut ws).await else {
+            panic!("expected join");
+        };
+        send(&mut ws, &peer_reply(&sender_id)).await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        hub.lock().unwrap().conns.insert(conn, (sender_id, tx));
+        loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(WsMessage::Binary(bytes))) => {
+                        hub.lock().unwrap().on_message(conn, decode(&bytes).unwrap());
+                    }
+                    Some(Ok(WsMessage::Close(_)) | Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+                Some(out) = rx.recv() => send(&mut ws, &out).await,
+            }
+        }
+        hub.lock().unwrap().drop_conn(conn);
+    }
+
+    #[tokio::test]
+    async fn join_announces_an_ephemeral_v1_peer_and_learns_the_server_id() {
+        let (listener, url) = listen().await;
+        let server = tokio::spawn(async move {
+            let mut ws = accept(&listener).await;
+            let join = recv(&mut ws).await.unwrap();
+            send(&mut ws, &peer_reply(&PeerId::from("alice"))).await;
+            // Hold the socket until the client closes it.
+            while recv(&mut ws).await.is_some() {}
+            join
+        });
+        let client = Client::connect(&url, PeerId::from("alice")).await.unwrap();
+        assert_eq!(client.server_peer_id(), &PeerId::from(SERVER));
+        assert_eq!(client.peer_id(), &PeerId::from("alice"));
+        client.close().await;
+        let info = client.closed().await;
+        assert!(info.by_us, "{info}");
+        assert_eq!(
+            server.await.unwrap(),
+            Message::Join {
+                sender_id: PeerId::from("alice"),
+                peer_metadata: Some(PeerMetadata {
+                    storage_id: None,
+                    is_ephemeral: Some(true),
+                }),
+                supported_protocol_versions: Some(vec!["1".into()]),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_to_join_is_a_rejection() {
+        let (listener, url) = listen().await;
+        tokio::spawn(async move {
+            let mut ws = accept(&listener).await;
+            recv(&mut ws).await.unwrap();
+            let error = Message::Error {
+                sender_id: None,
+                target_id: None,
+                message: "unsupported protocol version".into(),
+            };
+            send(&mut ws, &error).await;
+            ws.close(None).await.ok();
+        });
+        match Client::connect(&url, PeerId::from("alice")).await {
+            Err(ClientError::Rejected(text)) => assert_eq!(text, "unsupported protocol version"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_the_handshake_out() {
+        let (listener, url) = listen().await;
+        tokio::spawn(async move {
+            let mut ws = accept(&listener).await;
+            while recv(&mut ws).await.is_some() {}
+        });
+        let result =
+            Client::connect_with_timeout(&url, PeerId::from("a"), Duration::from_millis(200)).await;
+        assert!(
+            matches!(result, Err(ClientError::HandshakeTimeout { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn created_documents_sync_between_clients_and_are_acknowledged() {
+        let server = FakeServer::start().await;
+        let alice = Client::connect(&server.url, PeerId::from("alice"))
+            .await
+            .unwrap();
+        let bob = Client::connect(&server.url, PeerId::from("bob"))
+            .await
+            .unwrap();
+
+        let a = alice.create(doc_with("title", "hello"));
+        timeout(WAIT, a.wait_synced()).await.unwrap().unwrap();
+        assert!(a.is_synced());
+
+        let b = timeout(WAIT, bob.find(a.id())).await.unwrap().unwrap();
+        assert_eq!(
+            b.with_doc(|d| get_str(d, "title")).as_deref(),
+            Some("hello")
+        );
+
+        let mut changes = a.subscribe();
+        let seen = *changes.borrow_and_update();
+        b.change(|tx| tx.put(ROOT, "by", "bob").unwrap());
+        timeout(WAIT, a.wait_until(|d| get_str(d, "by").is_some()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(*changes.borrow_and_update() > seen);
+
+        for i in 0..10_i64 {
+            a.change(|tx| tx.put(ROOT, format!("a{i}"), i).unwrap());
+            b.change(|tx| tx.put(ROOT, format!("b{i}"), i).unwrap());
+        }
+        timeout(WAIT, async {
+            a.wait_until(|d| d.keys(ROOT).count() == 22).await.unwrap();
+            b.wait_until(|d| d.keys(ROOT).count() == 22).await.unwrap();
+            a.wait_synced().await.unwrap();
+            b.wait_synced().await.unwrap();
+        })
+        .await
+        .unwrap();
+        assert_eq!(a.heads(), b.heads());
+
+        // Every sync, request and ephemeral names us as sender and the server as target, and
+        // carries data; the document's first message from bob was a `request`, from alice a
+        // `sync`.
+        let log = server.log();
+        for (_, message) in &log {
+            if let Message::Sync {
+                sender_id,
+                target_id,
+                data,
+                ..
+            }
+            | Message::Request {
+                sender_id,
+                target_id,
+                data,
+                ..
+            } = message
+            {
+                assert!(["alice", "bob"].contains(&sender_id.as_str()));
+                assert_eq!(target_id.as_str(), SERVER);
+                assert!(!data.is_empty());
+            }
+        }
+        let first_of = |peer: &str| {
+            log.iter()
+                .map(|(_, m)| m)
+                .find(|m| m.sender_id().is_some_and(|s| s.as_str() == peer) && m.kind() != "join")
+                .map(Message::kind)
+        };
+        assert_eq!(first_of("alice"), Some("sync"));
+        assert_eq!(first_of("bob"), Some("request"));
+    }
+
+    #[tokio::test]
+    async fn find_of_an_unknown_document_is_unavailable_and_can_be_retried() {
+        let server = FakeServer::start().await;
+        let client = Client::connect(&server.url, PeerId::from("carol"))
+            .await
+            .unwrap();
+        let id = DocumentId::random();
+        for _ in 0..2 {
+            match timeout(WAIT, client.find(id)).await.unwrap() {
+                Err(ClientError::Unavailable(missing)) => assert_eq!(missing, id),
+                other => panic!("expected Unavailable, got {other:?}"),
+            }
+        }
+        let requests: Vec<Vec<u8>> = server
+            .log()
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::Request { data, .. } => Some(data),
+                _ => None,
+            })
+            .collect();
+        // The initial sync message of an empty document, as JS sends it.
+        let empty = vec![0x42, 0, 0, 1, 0, 0, 0, 2, 2, 0x84];
+        assert_eq!(requests, vec![empty.clone(), empty]);
+    }
+
+    #[tokio::test]
+    async fn ephemerals_carry_session_and_counts_from_one() {
+        let server = FakeServer::start().await;
+        let alice = Client::connect(&server.url, PeerId::from("alice"))
+            .await
+            .unwrap();
+        let bob = Client::connect(&server.url, PeerId::from("bob"))
+            .await
+            .unwrap();
+        let a = alice.create(doc_with("k", "v"));
+        timeout(WAIT, a.wait_synced()).await.unwrap().unwrap();
+        timeout(WAIT, bob.find(a.id())).await.unwrap().unwrap();
+
+        let mut received = bob.ephemeral();
+        alice.broadcast(a.id(), vec![1]);
+        alice.broadcast(a.id(), Vec::new()); // not sent: empty payloads are forbidden
+        alice.broadcast(a.id(), vec![2]);
+        let first = timeout(WAIT, received.recv()).await.unwrap().unwrap();
+        let second = timeout(WAIT, received.recv()).await.unwrap().unwrap();
+        assert_eq!(
+            first,
+            Ephemeral {
+                sender_id: PeerId::from("alice"),
+                document_id: a.id(),
+                session_id: alice.session_id().to_owned(),
+                count: 1,
+                data: vec![1],
+            }
+        );
+        assert_eq!((second.count, second.data), (2, vec![2]));
+    }
+
+    #[tokio::test]
+    async fn a_reconnected_client_reattaches_a_fork_with_a_fresh_sync_state() {
+        let server = FakeServer::start().await;
+        let alice = Client::connect(&server.url, PeerId::from("alice"))
+            .await
+            .unwrap();
+        let bob = Client::connect(&server.url, PeerId::from("bob"))
+            .await
+            .unwrap();
+        let a = alice.create(doc_with("v", "1"));
+        timeout(WAIT, a.wait_synced()).await.unwrap().unwrap();
+        let b = timeout(WAIT, bob.find(a.id())).await.unwrap().unwrap();
+
+        let mut offline = a.fork();
+        alice.close().await;
+        assert!(matches!(
+            a.wait_until(|_| false).await,
+            Err(ClientError::Closed(info)) if info.by_us
+        ));
+        let mut tx = offline.transaction();
+        tx.put(ROOT, "offline", "yes").unwrap();
+        tx.commit();
+
+        let again = Client::connect(&server.url, PeerId::from("alice"))
+            .await
+            .unwrap();
+        let a2 = again.create_with_id(a.id(), offline);
+        timeout(WAIT, a2.wait_synced()).await.unwrap().unwrap();
+        timeout(WAIT, b.wait_until(|d| get_str(d, "offline").is_some()))
+            .await
+            .unwrap()
+            .unwrap();
+        // Re-attaching the same id on the same client merges instead of replacing.
+        let same = again.create_with_id(a.id(), doc_with("merged", "too"));
+        assert!(Arc::ptr_eq(&same.entry, &a2.entry));
+        assert!(a2.with_doc(|d| get_str(d, "merged").is_some()));
+        assert!(a2.with_doc(|d| get_str(d, "offline").is_some()));
+    }
+
+    #[tokio::test]
+    async fn server_error_and_close_are_reported_and_end_waiters() {
+        let (listener, url) = listen().await;
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut ws = accept(&listener).await;
+            recv(&mut ws).await.unwrap();
+            send(&mut ws, &peer_reply(&PeerId::from("dave"))).await;
+            go_rx.await.unwrap();
+            // Garbage is logged and ignored; the error text and close code are reported.
+            ws.send(WsMessage::binary(vec![0xff, 0x00])).await.unwrap();
+            let error = Message::Error {
+                sender_id: Some(PeerId::from(SERVER)),
+                target_id: Some(PeerId::from("dave")),
+                message: "peer ID mismatch".into(),
+            };
+            send(&mut ws, &error).await;
+            let frame = CloseFrame {
+                code: CloseCode::Policy,
+                reason: "bye".into(),
+            };
+            ws.close(Some(frame)).await.unwrap();
+            while recv(&mut ws).await.is_some() {}
+        });
+        let client = Client::connect(&url, PeerId::from("dave")).await.unwrap();
+        let handle = client.create(doc_with("x", "y"));
+        let waiter = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.wait_synced().await }
+        });
+        go_tx.send(()).unwrap();
+        let info = timeout(WAIT, client.closed()).await.unwrap();
+        assert_eq!(
+            info,
+            CloseInfo {
+                error: Some("peer ID mismatch".into()),
+                code: Some(1008),
+                reason: Some("bye".into()),
+                transport_error: None,
+                by_us: false,
+            }
+        );
+        let result = timeout(WAIT, waiter).await.unwrap().unwrap();
+        assert!(matches!(result, Err(ClientError::Closed(_))), "{result:?}");
+        // A closed client's documents stay usable locally.
+        handle.change(|tx| tx.put(ROOT, "later", 1).unwrap());
+        assert!(!handle.is_synced());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_clone_closes_the_connection() {
+        let (listener, url) = listen().await;
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut ws = accept(&listener).await;
+            recv(&mut ws).await.unwrap();
+            send(&mut ws, &peer_reply(&PeerId::from("erin"))).await;
+            while recv(&mut ws).await.is_some() {}
+            closed_tx.send(()).unwrap();
+        });
+        let client = Client::connect(&url, PeerId::from("erin")).await.unwrap();
+        let handle = client.create(doc_with("a", "b"));
+        drop(client);
+        // The handle keeps the connection alive ...
+        assert!(!*handle.client().shared().shutdown.borrow());
+        drop(handle);
+        // ... and dropping it closes the socket.
+        timeout(WAIT, closed_rx).await.unwrap().unwrap();
+    }
 }
