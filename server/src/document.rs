@@ -147,9 +147,15 @@ impl DocState {
         self.doc
             .receive_sync_message(&mut peer.state, message)
             .map_err(DocError::Apply)?;
-        if kind == SyncKind::Request && self.doc.get_heads().is_empty() {
-            peer.awaiting_doc = true;
-            peer.tell_unavailable = true;
+        match kind {
+            SyncKind::Request if self.doc.get_heads().is_empty() => {
+                peer.awaiting_doc = true;
+                peer.tell_unavailable = true;
+            }
+            // A `sync` means the peer has the document (or is uploading it): talk again, even
+            // if it asked for it earlier while we had nothing.
+            SyncKind::Sync => peer.awaiting_doc = false,
+            SyncKind::Request => {}
         }
         Ok(())
     }
@@ -272,6 +278,10 @@ pub enum DocCommand {
     Detach {
         conn: ConnId,
     },
+    /// The document is being deleted: close every peer, write nothing more, stop, then say so.
+    Delete {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
 }
 
 /// The cheap side of an actor, held by the registry and by attached connections.
@@ -370,6 +380,16 @@ impl DocActor {
                     Err(_) => break,
                 }
             }
+            if let Some(at) = batch
+                .iter()
+                .position(|c| matches!(c, DocCommand::Delete { .. }))
+            {
+                let DocCommand::Delete { done } = batch.swap_remove(at) else {
+                    unreachable!("found at this position above");
+                };
+                self.stop_for_deletion(batch.drain(..), done);
+                return;
+            }
             for command in batch.drain(..) {
                 self.apply(&mut state, command);
             }
@@ -436,7 +456,25 @@ impl DocActor {
                 self.outboxes.remove(&conn);
                 state.detach(conn);
             }
+            DocCommand::Delete { .. } => unreachable!("handled before applying a batch"),
         }
+    }
+
+    /// Ends this actor without storing anything more: the document is being deleted.
+    fn stop_for_deletion(
+        &mut self,
+        pending: impl Iterator<Item = DocCommand>,
+        done: tokio::sync::oneshot::Sender<()>,
+    ) {
+        for command in pending {
+            if let DocCommand::Sync { conn, outbox, .. } = command {
+                self.outboxes.entry(conn).or_insert(outbox);
+            }
+        }
+        self.fail_everyone("this lab was deleted");
+        tracing::info!("document deleted; actor stopped");
+        // The deleter may have given up waiting; the actor has stopped either way.
+        let _told = done.send(());
     }
 
     fn deliver(&mut self, state: &mut DocState, conn: ConnId, out: Outgoing) {
