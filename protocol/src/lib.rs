@@ -11,9 +11,10 @@
 //! 3. [`Message::Ephemeral`] payloads (presence) are relayed to the document's other peers.
 //! 4. A peer that rejects what it received sends [`Message::Error`] and closes.
 //!
-//! This crate holds the messages ([`message`]), their CBOR encoding ([`codec`]) and the ids
-//! ([`ids`]). It does no I/O, except for the optional Rust client behind the `client` feature.
+//! This crate holds the messages ([`message`]), their CBOR encoding ([`codec`]), the ids
+//! ([`ids`]) and the shape of a lab's board document ([`board`]). It does no I/O, except for the optional Rust client behind the `client` feature.
 
+pub mod board;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod codec;

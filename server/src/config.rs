@@ -39,10 +39,27 @@ pub struct Config {
     #[arg(long, env = "LABBOARD_PEER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub peer_timeout: Duration,
 
+    /// Organizer token, needed to create and list labs. If unset, one is generated on first
+    /// start and kept in the data directory (file `admin-token`).
+    #[arg(long, env = "LABBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// How long a join or facilitator sign-in stays valid (a lab day is 3-4 hours).
+    #[arg(long, env = "LABBOARD_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Base URL phones use to reach this server, for join links and QR codes
+    /// (e.g. `http://192.168.1.20:8080`). Default: this machine's first LAN address.
+    #[arg(long, env = "LABBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Close a connection that has not sent `join` within this time.
     #[arg(long, env = "LABBOARD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 }
+
+/// The organizer token of [`Config::for_tests`].
+pub const TEST_ORGANIZER_TOKEN: &str = "test-organizer-token";
 
 impl Config {
     /// A configuration for tests: loopback, the given data directory, quiet logs.
@@ -56,6 +73,9 @@ impl Config {
             ping_interval: Duration::from_secs(15),
             peer_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
+            admin_token: Some(TEST_ORGANIZER_TOKEN.into()),
+            token_ttl: Duration::from_secs(24 * 3600),
+            public_url: None,
         }
     }
 }
@@ -103,5 +123,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./labboard-data"));
         assert_eq!(config.idle_unload, Duration::from_secs(60));
         assert_eq!(config.peer_timeout, Duration::from_secs(60));
+        assert_eq!(config.token_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(config.admin_token, None);
     }
 }

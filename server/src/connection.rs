@@ -19,6 +19,7 @@ use tokio::time::{interval_at, sleep_until, Instant};
 use tracing::field::{display, Empty};
 
 use crate::document::{ConnId, DocCommand, DocHandle, SyncKind};
+use crate::labs::Grant;
 use crate::outbox::{Kick, Outbox, Outgoing};
 use crate::AppState;
 
@@ -60,20 +61,40 @@ impl Ending {
     }
 }
 
-/// Who is connected, by peer id, so a reconnecting phone replaces its stale socket.
+/// Who is connected: by lab, so deleting a lab closes its sockets, and by (lab, peer id), so
+/// a reconnecting phone replaces its stale socket without anyone reaching into another lab.
 #[derive(Default)]
-pub struct PeerTable {
+pub struct ConnTable {
     // std Mutex: map operations only, never across an await.
-    live: std::sync::Mutex<HashMap<PeerId, (ConnId, Arc<Kick>)>>,
+    inner: std::sync::Mutex<ConnMaps>,
 }
 
-impl PeerTable {
-    fn register(&self, peer: &PeerId, conn: ConnId, kick: Arc<Kick>) {
-        let old = self
-            .live
+#[derive(Default)]
+struct ConnMaps {
+    by_lab: HashMap<String, HashMap<ConnId, Arc<Kick>>>,
+    by_peer: HashMap<(String, PeerId), (ConnId, Arc<Kick>)>,
+}
+
+impl ConnTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnMaps> {
+        self.inner
             .lock()
-            .expect("peer table lock is never held across a panic")
-            .insert(peer.clone(), (conn, kick));
+            .expect("connection table lock is never held across a panic")
+    }
+
+    fn add(&self, lab_id: &str, conn: ConnId, kick: Arc<Kick>) {
+        self.lock()
+            .by_lab
+            .entry(lab_id.to_owned())
+            .or_default()
+            .insert(conn, kick);
+    }
+
+    fn register_peer(&self, lab_id: &str, peer: &PeerId, conn: ConnId, kick: Arc<Kick>) {
+        let old = self
+            .lock()
+            .by_peer
+            .insert((lab_id.to_owned(), peer.clone()), (conn, kick));
         if let Some((old_conn, old_kick)) = old {
             tracing::info!(
                 old_conn_id = old_conn,
@@ -83,14 +104,33 @@ impl PeerTable {
         }
     }
 
-    fn unregister(&self, peer: &PeerId, conn: ConnId) {
-        let mut live = self
-            .live
-            .lock()
-            .expect("peer table lock is never held across a panic");
-        if live.get(peer).is_some_and(|(c, _)| *c == conn) {
-            live.remove(peer);
+    fn remove(&self, lab_id: &str, peer: Option<&PeerId>, conn: ConnId) {
+        let mut maps = self.lock();
+        if let Some(conns) = maps.by_lab.get_mut(lab_id) {
+            conns.remove(&conn);
+            if conns.is_empty() {
+                maps.by_lab.remove(lab_id);
+            }
         }
+        if let Some(peer) = peer {
+            let key = (lab_id.to_owned(), peer.clone());
+            if maps.by_peer.get(&key).is_some_and(|(c, _)| *c == conn) {
+                maps.by_peer.remove(&key);
+            }
+        }
+    }
+
+    /// Closes every connection of a lab.
+    pub fn kick_lab(&self, lab_id: &str, reason: &str) {
+        let conns = self.lock().by_lab.remove(lab_id).unwrap_or_default();
+        for kick in conns.values() {
+            kick.fire(reason);
+        }
+    }
+
+    /// Open connections of a lab.
+    pub fn lab_count(&self, lab_id: &str) -> usize {
+        self.lock().by_lab.get(lab_id).map_or(0, HashMap::len)
     }
 }
 
@@ -98,19 +138,28 @@ impl PeerTable {
 struct Session {
     conn_id: ConnId,
     app: Arc<AppState>,
+    /// What the connection's token allows: one lab, one role.
+    grant: Grant,
     peer_id: Option<PeerId>,
     docs: HashMap<DocumentId, DocHandle>,
     outbox: Outbox,
     kick: Arc<Kick>,
 }
 
-#[tracing::instrument(name = "conn", skip_all, fields(conn_id = conn_id, peer_id = Empty))]
-pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId) {
+#[tracing::instrument(
+    name = "conn",
+    skip_all,
+    fields(conn_id = conn_id, lab_id = %grant.lab_id, role = %grant.role, peer_id = Empty)
+)]
+pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId, grant: Grant) {
     app.connections.fetch_add(1, Ordering::Relaxed);
     let (outbox, mut outbox_rx, kick) = Outbox::new();
+    app.conns.add(&grant.lab_id, conn_id, Arc::clone(&kick));
+    let expires = Instant::now() + grant.remaining();
     let mut session = Session {
         conn_id,
         app: Arc::clone(&app),
+        grant,
         peer_id: None,
         docs: HashMap::new(),
         outbox,
@@ -176,6 +225,9 @@ pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId
                     Ok(Err(err)) => break Ending::ClientLeft(err.to_string()),
                     Err(ending) => break ending,
                 }
+            }
+            () = sleep_until(expires) => {
+                break Ending::Kicked("your access to this lab expired; join it again".into());
             }
             () = sleep_until(handshake_deadline), if session.peer_id.is_none() => {
                 break Ending::refused(format!(
@@ -277,17 +329,12 @@ impl Session {
             }
             Message::Sync {
                 document_id, data, ..
-            } => {
-                self.sync(peer_id, document_id, SyncKind::Sync, &data)
-                    .await?;
-                Ok(Vec::new())
-            }
+            } => self.sync(peer_id, document_id, SyncKind::Sync, &data).await,
             Message::Request {
                 document_id, data, ..
             } => {
                 self.sync(peer_id, document_id, SyncKind::Request, &data)
-                    .await?;
-                Ok(Vec::new())
+                    .await
             }
             Message::Ephemeral {
                 sender_id,
@@ -336,9 +383,12 @@ impl Session {
         }
         tracing::Span::current().record("peer_id", display(&sender_id));
         tracing::info!("peer joined");
-        self.app
-            .peers
-            .register(&sender_id, self.conn_id, Arc::clone(&self.kick));
+        self.app.conns.register_peer(
+            &self.grant.lab_id,
+            &sender_id,
+            self.conn_id,
+            Arc::clone(&self.kick),
+        );
         self.peer_id = Some(sender_id.clone());
         Ok(vec![Message::Peer {
             sender_id: self.app.server_peer.clone(),
@@ -357,7 +407,17 @@ impl Session {
         document_id: DocumentId,
         kind: SyncKind,
         data: &[u8],
-    ) -> Result<(), Ending> {
+    ) -> Result<Vec<Message>, Ending> {
+        if document_id != self.grant.doc_id {
+            // Outside this lab: answered exactly as a document that does not exist, so nothing
+            // about other labs can be learned; clients cannot create documents either.
+            tracing::debug!(doc_id = %document_id, "document outside the lab; unavailable");
+            return Ok(vec![Message::DocUnavailable {
+                sender_id: self.app.server_peer.clone(),
+                target_id: peer_id,
+                document_id,
+            }]);
+        }
         if data.is_empty() {
             return Err(Ending::refused(format!(
                 "empty sync data for document {document_id}"
@@ -380,22 +440,27 @@ impl Session {
             kind,
             message,
         };
-        self.forward(document_id, command).await
+        self.forward(document_id, command).await?;
+        Ok(Vec::new())
     }
 
     /// Sends a command to the document's actor, waiting while it is busy. If the actor has
     /// stopped (it failed), a fresh one is started once.
     async fn forward(&mut self, id: DocumentId, command: DocCommand) -> Result<(), Ending> {
         let registry = &self.app.registry;
-        let handle = self
-            .docs
-            .entry(id)
-            .or_insert_with(|| registry.get(id))
-            .clone();
+        let deleted = || Ending::Kicked("this lab was deleted".into());
+        let handle = match self.docs.get(&id) {
+            Some(handle) => handle.clone(),
+            None => {
+                let handle = registry.get(id).ok_or_else(deleted)?;
+                self.docs.insert(id, handle.clone());
+                handle
+            }
+        };
         let Err(command) = handle.send(command).await else {
             return Ok(());
         };
-        let fresh = registry.get(id);
+        let fresh = registry.get(id).ok_or_else(deleted)?;
         self.docs.insert(id, fresh.clone());
         fresh.send(command).await.map_err(|_| {
             Ending::Kicked(format!(
@@ -410,9 +475,9 @@ impl Session {
             // An actor that already stopped has nothing to detach.
             let _gone = handle.send(DocCommand::Detach { conn: self.conn_id }).await;
         }
-        if let Some(peer_id) = &self.peer_id {
-            self.app.peers.unregister(peer_id, self.conn_id);
-        }
+        self.app
+            .conns
+            .remove(&self.grant.lab_id, self.peer_id.as_ref(), self.conn_id);
         tracing::debug!(ending = ?ending, "connection finished");
     }
 }

@@ -30,17 +30,24 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+pub mod api;
 pub mod config;
 pub mod connection;
 pub mod document;
+pub mod labs;
 pub mod outbox;
+pub mod ratelimit;
 pub mod registry;
+pub mod secrets;
 pub mod storage;
+pub mod urls;
 
 pub use config::Config;
 
-use crate::connection::PeerTable;
+use crate::connection::ConnTable;
 use crate::document::ActorSettings;
+use crate::labs::{LabError, LabStore};
+use crate::ratelimit::FailureLimiter;
 use crate::registry::Registry;
 use crate::storage::{SqliteStorage, Storage, StorageError};
 
@@ -60,6 +67,14 @@ pub enum ServerError {
         #[source]
         source: StorageError,
     },
+    #[error("opening the lab tables: {0}")]
+    Labs(#[from] LabError),
+    #[error("reading or creating the organizer token in {dir}: {source}")]
+    OrganizerToken {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("serving HTTP: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -76,7 +91,14 @@ pub struct ConnSettings {
 /// What every request handler and connection shares.
 pub struct AppState {
     pub registry: Arc<Registry>,
-    pub peers: PeerTable,
+    pub store: Arc<dyn Storage>,
+    pub labs: LabStore,
+    pub conns: ConnTable,
+    pub organizer_token_hash: Vec<u8>,
+    pub join_limiter: FailureLimiter,
+    pub facilitate_limiter: FailureLimiter,
+    /// Base of the links phones open, e.g. `http://192.168.1.20:8080`.
+    pub public_base: String,
     pub server_peer: PeerId,
     pub storage_id: String,
     pub settings: ConnSettings,
@@ -97,7 +119,15 @@ pub async fn run(
         dir: config.data_dir.display().to_string(),
         source,
     })?;
+    let labs = LabStore::open(store.path(), config.token_ttl)?;
+    let organizer_token = secrets::organizer_token(config.admin_token.as_deref(), &config.data_dir)
+        .map_err(|source| ServerError::OrganizerToken {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
     let store: Arc<dyn Storage> = Arc::new(store);
+    remove_orphans(&labs, store.as_ref()).await?;
+    let public_base = urls::public_base(config.public_url.as_deref(), listener.local_addr()?);
     let tracker = TaskTracker::new();
     let server_peer = PeerId::new(format!(
         "labboard-{}",
@@ -114,7 +144,16 @@ pub async fn run(
     );
     let app = Arc::new(AppState {
         registry,
-        peers: PeerTable::default(),
+        store: Arc::clone(&store),
+        labs,
+        conns: ConnTable::default(),
+        organizer_token_hash: secrets::hash(&organizer_token),
+        join_limiter: FailureLimiter::new(api::MAX_FAILED_ATTEMPTS, api::FAILED_ATTEMPT_WINDOW),
+        facilitate_limiter: FailureLimiter::new(
+            api::MAX_FAILED_ATTEMPTS,
+            api::FAILED_ATTEMPT_WINDOW,
+        ),
+        public_base,
         server_peer,
         storage_id: store.storage_id().to_owned(),
         settings: ConnSettings {
@@ -136,6 +175,8 @@ pub async fn run(
         idle_unload = ?config.idle_unload,
         ping_interval = ?config.ping_interval,
         peer_timeout = ?config.peer_timeout,
+        token_ttl = ?config.token_ttl,
+        public_base = %app.public_base,
         "server ready"
     );
 
@@ -165,11 +206,28 @@ pub async fn run(
     served.map_err(ServerError::from)
 }
 
+/// Deletes documents no lab owns (see [`LabStore::orphan_documents`]).
+async fn remove_orphans(labs: &LabStore, store: &dyn Storage) -> Result<(), ServerError> {
+    for doc_id in labs.orphan_documents().await? {
+        tracing::warn!(doc_id = %doc_id, "removing a document that belongs to no lab");
+        store.delete(doc_id).await.map_err(LabError::from)?;
+    }
+    Ok(())
+}
+
+impl AppState {
+    /// The link a phone opens to join with `code`.
+    pub fn join_url(&self, code: &str) -> String {
+        format!("{}/j/{code}", self.public_base)
+    }
+}
+
 /// The HTTP routes.
 pub fn router(app: Arc<AppState>) -> Router {
     Router::new()
         .route("/sync", get(sync_socket))
         .route("/healthz", get(health))
+        .merge(api::routes())
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {
@@ -185,7 +243,41 @@ pub fn router(app: Arc<AppState>) -> Router {
         .with_state(app)
 }
 
-async fn sync_socket(State(app): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
+/// `GET /sync?token=…`: the token is checked before the upgrade, since browsers cannot send
+/// headers with a WebSocket.
+async fn sync_socket(
+    State(app): State<Arc<AppState>>,
+    query: axum::extract::RawQuery,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let token = query.0.as_deref().and_then(|query| {
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key == "token").then_some(value)
+        })
+    });
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return api::ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "missing token: join the lab first",
+        )
+        .into_response();
+    };
+    let grant = match app.labs.grant(token).await {
+        Ok(Some(grant)) => grant,
+        Ok(None) => {
+            return api::ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid or expired token: join the lab again",
+            )
+            .into_response()
+        }
+        Err(err) => return api::ApiError::from(err).into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     let conn_id = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let limit = app.settings.max_frame_bytes;
     let tracker = app.tracker.clone();
@@ -196,7 +288,9 @@ async fn sync_socket(State(app): State<Arc<AppState>>, upgrade: WebSocketUpgrade
         .write_buffer_size(WS_WRITE_BUFFER_BYTES)
         .on_failed_upgrade(|err| tracing::warn!(error = %err, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
-            tracker.track_future(connection::serve_socket(socket, app, conn_id).in_current_span())
+            tracker.track_future(
+                connection::serve_socket(socket, app, conn_id, grant).in_current_span(),
+            )
         })
 }
 

@@ -1,8 +1,6 @@
 //! The `labboard` binary: parse the configuration, start logging, bind, and serve until SIGINT
 //! or SIGTERM.
 
-use std::net::{IpAddr, SocketAddr};
-
 use anyhow::Context;
 use clap::Parser;
 use labboard::Config;
@@ -11,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let mut config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&config.log)
@@ -27,33 +25,23 @@ async fn main() -> anyhow::Result<()> {
     let bound = listener.local_addr().context("reading the bound address")?;
     // Tests and scripts read this first line to find the port.
     println!("labboard listening on http://{bound}");
-    for url in phone_urls(bound) {
-        println!("open on a phone on this network: {url}");
+    for url in labboard::urls::lan_urls(bound) {
+        println!("open on a phone on this network: {url}/");
     }
+    let organizer =
+        labboard::secrets::organizer_token(config.admin_token.as_deref(), &config.data_dir)
+            .with_context(|| format!("organizer token in {}", config.data_dir.display()))?;
+    let base = labboard::urls::public_base(config.public_url.as_deref(), bound);
+    // The one place the organizer token is shown: like a notebook server's token URL, for the
+    // person who started the server. The fragment never reaches a server log.
+    println!("facilitators create labs at: {base}/new#organizer={organizer}");
+    config.admin_token = Some(organizer);
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     labboard::run(listener, config, shutdown)
         .await
         .context("running the server")
-}
-
-/// The URLs phones can use: every non-loopback IPv4 address when bound to all interfaces.
-fn phone_urls(bound: SocketAddr) -> Vec<String> {
-    if !bound.ip().is_unspecified() {
-        return Vec::new();
-    }
-    let Ok(interfaces) = if_addrs::get_if_addrs() else {
-        return Vec::new();
-    };
-    interfaces
-        .into_iter()
-        .filter(|iface| !iface.is_loopback())
-        .filter_map(|iface| match iface.ip() {
-            IpAddr::V4(ip) => Some(format!("http://{ip}:{}/", bound.port())),
-            IpAddr::V6(_) => None,
-        })
-        .collect()
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

@@ -1,7 +1,7 @@
 //! Open documents: `DocumentId -> DocHandle`, spawning an actor on first use and forgetting it
 //! when it unloads. A message is routed by one map lookup, whatever the number of open labs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use labboard_protocol::{DocumentId, PeerId};
@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::document::{ActorSettings, DocActor, DocCommand, DocHandle, INBOX_CAPACITY};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
 pub struct Registry {
     // std Mutex: held only for map operations, never across an await.
@@ -26,6 +26,8 @@ pub struct Registry {
 #[derive(Default)]
 struct Docs {
     open: HashMap<DocumentId, DocHandle>,
+    /// Deleted documents: never loaded again by this process (ids are random, never reused).
+    deleted: HashSet<DocumentId>,
     next_generation: u64,
 }
 
@@ -53,11 +55,15 @@ impl Registry {
             .expect("registry lock is never held across a panic")
     }
 
-    /// The handle of an open document, spawning its actor (which loads it) if needed.
-    pub fn get(self: &Arc<Self>, id: DocumentId) -> DocHandle {
+    /// The handle of an open document, spawning its actor (which loads it) if needed; `None`
+    /// for a deleted document.
+    pub fn get(self: &Arc<Self>, id: DocumentId) -> Option<DocHandle> {
         let mut docs = self.lock();
         if let Some(handle) = docs.open.get(&id) {
-            return handle.clone();
+            return Some(handle.clone());
+        }
+        if docs.deleted.contains(&id) {
+            return None;
         }
         docs.next_generation += 1;
         let generation = docs.next_generation;
@@ -79,7 +85,25 @@ impl Registry {
                 .run()
                 .instrument(tracing::info_span!("doc", doc_id = %id)),
         );
-        handle
+        Some(handle)
+    }
+
+    /// Deletes a document for good: its actor stops (closing the connections attached to it),
+    /// nothing can load it again, and storage forgets it.
+    pub async fn delete(&self, id: DocumentId) -> Result<(), StorageError> {
+        let handle = {
+            let mut docs = self.lock();
+            docs.deleted.insert(id);
+            docs.open.remove(&id)
+        };
+        if let Some(handle) = handle {
+            let (done, stopped) = tokio::sync::oneshot::channel();
+            if handle.send(DocCommand::Delete { done }).await.is_ok() {
+                // An actor that dies first has stopped writing all the same.
+                let _stopped = stopped.await;
+            }
+        }
+        self.store.delete(id).await
     }
 
     /// Number of documents loaded in memory.

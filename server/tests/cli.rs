@@ -60,5 +60,8 @@ fn an_unusable_data_dir_is_reported() {
         .expect("run labboard");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("opening storage"), "{stderr}");
+    assert!(
+        stderr.contains(&file.display().to_string()) && stderr.contains("Not a directory"),
+        "{stderr}"
+    );
 }

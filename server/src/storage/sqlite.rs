@@ -26,10 +26,11 @@ const WRITE_QUEUE: usize = 1024;
 /// Most writes committed in one transaction; bounds how long one commit holds the others.
 const MAX_BATCH: usize = 512;
 
-/// Schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
+/// Schema migrations; the database's `PRAGMA user_version` is how many have run. Tables of
+/// every part of the server live here, so one file and one version describe the database.
+const MIGRATIONS: [&str; 2] = [
+    // 1: documents.
+    "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -46,7 +47,30 @@ CREATE TABLE IF NOT EXISTS chunks (
     data   BLOB NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, seq);
-";
+",
+    // 2: labs and their access tokens.
+    "
+CREATE TABLE IF NOT EXISTS labs (
+    lab_id               TEXT PRIMARY KEY,
+    doc_id               TEXT NOT NULL UNIQUE,
+    title                TEXT NOT NULL,
+    school               TEXT NOT NULL,
+    grade                TEXT NOT NULL,
+    date                 TEXT NOT NULL,
+    join_code            TEXT UNIQUE,
+    facilitator_key_hash BLOB NOT NULL,
+    created_at           INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash BLOB PRIMARY KEY,
+    lab_id     TEXT NOT NULL REFERENCES labs(lab_id) ON DELETE CASCADE,
+    role       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS tokens_by_lab ON tokens(lab_id);
+",
+];
 
 enum WriteOp {
     Append {
@@ -83,8 +107,8 @@ impl SqliteStorage {
     pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        let writer_conn = open_connection(&path)?;
-        migrate(&writer_conn)?;
+        let mut writer_conn = open_connection(&path)?;
+        migrate(&mut writer_conn)?;
         let storage_id = storage_id(&writer_conn)?;
         let reader = open_connection(&path)?;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
@@ -124,20 +148,26 @@ impl SqliteStorage {
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StorageError> {
+/// Opens a connection to the database with the settings every part of the server relies on.
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted content is overwritten, so a deleted lab leaves nothing readable in the file.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }
 
-fn migrate(conn: &Connection) -> Result<(), StorageError> {
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version < SCHEMA_VERSION {
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    let done = usize::try_from(version).unwrap_or(0);
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
     }
     Ok(())
 }
@@ -178,14 +208,9 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
             }
         }
         if let Some(close_reply) = commit_batch(&mut conn, &mut batch) {
-            let result = conn
-                .pragma_update(None, "wal_checkpoint", "TRUNCATE")
-                .map_err(StorageError::from);
-            if let Err(err) = &result {
-                tracing::error!(error = %err, "sqlite checkpoint at close failed");
-            }
+            checkpoint_truncate(&conn);
             // The caller may have stopped waiting; nothing else to tell.
-            drop(close_reply.send(result));
+            drop(close_reply.send(Ok(())));
             return;
         }
     }
@@ -211,6 +236,7 @@ fn commit_batch(
 ) -> Option<oneshot::Sender<Result<(), StorageError>>> {
     let mut done = Vec::with_capacity(batch.len());
     let mut close = None;
+    let deletes = batch.iter().any(|op| matches!(op, WriteOp::Delete { .. }));
     let outcome = (|| -> Result<(), rusqlite::Error> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for op in batch.drain(..) {
@@ -236,6 +262,11 @@ fn commit_batch(
         }
         tx.commit()
     })();
+    if outcome.is_ok() && deletes {
+        // Before anyone hears "deleted": move the deletion into the main file and empty the
+        // log, so the deleted content is gone from both (secure_delete zeroes it in the file).
+        checkpoint_truncate(conn);
+    }
     match outcome {
         Ok(()) => {
             for d in done {
@@ -258,6 +289,29 @@ fn commit_batch(
         }
     }
     close
+}
+
+/// Checkpoints the whole log into the database file and truncates it, retrying while readers
+/// briefly hold older snapshots.
+fn checkpoint_truncate(conn: &Connection) {
+    const ATTEMPTS: usize = 20;
+    for attempt in 1..=ATTEMPTS {
+        // Columns: busy (1 if readers kept it from finishing), log frames, frames checkpointed.
+        let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            row.get::<_, i64>(0)
+        });
+        match busy {
+            Ok(0) => return,
+            Ok(_) if attempt < ATTEMPTS => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(_) => tracing::warn!("wal checkpoint stayed busy; deleted data remains in the log"),
+            Err(err) => {
+                tracing::warn!(error = %err, "wal checkpoint failed");
+                return;
+            }
+        }
+    }
 }
 
 fn clone_err(err: &rusqlite::Error) -> rusqlite::Error {

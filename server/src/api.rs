@@ -1,0 +1,531 @@
+//! The labs HTTP API: create and list labs (organizer), join with a code (observer), become the
+//! facilitator with the lab's key, rotate the join code and delete a lab (facilitator).
+//!
+//! Every answer is JSON; every error is `{"error": "<what went wrong, in words>"}` with the
+//! fitting status. Credentials come as `Authorization: Bearer <token>` and never reach a log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use automerge::ActorId;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use labboard_protocol::board::{new_board, LabInfo};
+use labboard_protocol::DocumentId;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::labs::{Grant, Issued, Lab, LabError, Role};
+use crate::{secrets, AppState};
+
+/// Largest request body the API reads; the largest real one is a lab's few short fields.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Failed joins (or facilitator logins) per client address per window before 429.
+pub const MAX_FAILED_ATTEMPTS: usize = 10;
+pub const FAILED_ATTEMPT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Longest title, school, grade or display name accepted, in characters.
+const MAX_FIELD_CHARS: usize = 120;
+const MAX_NAME_CHARS: usize = 60;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/labs", post(create_lab).get(list_labs))
+        .route("/api/join", post(join))
+        .route("/api/labs/{lab_id}/facilitate", post(facilitate))
+        .route("/api/labs/{lab_id}/join-code", post(rotate_join_code))
+        .route("/api/labs/{lab_id}", axum::routing::delete(delete_lab))
+        .route(
+            "/api/{*rest}",
+            get(not_found).post(not_found).delete(not_found),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// An API failure: a status and words for the person or program that sent the request.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn too_many(wait: Duration) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "too many failed attempts from this address; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+            retry_after: Some(wait),
+        }
+    }
+}
+
+impl From<LabError> for ApiError {
+    fn from(err: LabError) -> Self {
+        tracing::error!(error = %err, "lab storage failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the server could not reach its storage; try again",
+        )
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(err: crate::storage::StorageError) -> Self {
+        LabError::Storage(err).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, error = %self.message, "api request failed");
+        } else {
+            tracing::info!(status = %self.status, error = %self.message, "api request refused");
+        }
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs().max(1).to_string();
+            if let Ok(value) = seconds.parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+/// A JSON body whose problems are answered in words: 413 when too large, 400 with the parse
+/// error when malformed.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(_)
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                    )
+                }
+                other => ApiError::bad_request(format!("could not read the request body: {other}")),
+            })?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                "request body is empty; send a JSON object",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing `Authorization: Bearer <token>` header",
+            )
+        })?
+        .to_str()
+        .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "unreadable Authorization header"))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the Authorization header must be `Bearer <token>`",
+            )
+        })
+}
+
+fn is_organizer(app: &AppState, token: &str) -> bool {
+    secrets::hash(token) == app.organizer_token_hash
+}
+
+fn require_organizer(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = bearer(headers)?;
+    if is_organizer(app, token) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong organizer token",
+        ))
+    }
+}
+
+/// Who may run the lab: the server's organizer, or a facilitator token of this very lab.
+async fn require_facilitator(
+    app: &AppState,
+    headers: &HeaderMap,
+    lab_id: &str,
+) -> Result<Lab, ApiError> {
+    let token = bearer(headers)?;
+    let lab_not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such lab");
+    if !is_organizer(app, token) {
+        let grant = app.labs.grant(token).await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid or expired token; sign in as facilitator again",
+            )
+        })?;
+        // A token of another lab learns nothing about this one.
+        if grant.lab_id != lab_id {
+            return Err(lab_not_found());
+        }
+        if grant.role != Role::Facilitator {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "only the lab's facilitator can do this",
+            ));
+        }
+    }
+    app.labs.get(lab_id).await?.ok_or_else(lab_not_found)
+}
+
+fn clean_field(name: &str, value: Option<String>, required: bool) -> Result<String, ApiError> {
+    let value = value.unwrap_or_default().trim().to_owned();
+    if required && value.is_empty() {
+        return Err(ApiError::bad_request(format!("`{name}` is required")));
+    }
+    if value.chars().count() > MAX_FIELD_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` is longer than {MAX_FIELD_CHARS} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` contains control characters"
+        )));
+    }
+    Ok(value)
+}
+
+fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
+    let name = name.unwrap_or_default().trim().to_owned();
+    if name.is_empty() {
+        return if default.is_empty() {
+            Err(ApiError::bad_request(
+                "`name` is required: the name others see on your notes",
+            ))
+        } else {
+            Ok(default.to_owned())
+        };
+    }
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "`name` must be at most {MAX_NAME_CHARS} characters of text"
+        )));
+    }
+    Ok(name)
+}
+
+/// `YYYY-MM-DD` of a real calendar day.
+fn valid_date(date: &str) -> bool {
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateLab {
+    title: Option<String>,
+    school: Option<String>,
+    grade: Option<String>,
+    date: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Created {
+    lab_id: String,
+    doc_url: String,
+    join_code: String,
+    join_url: String,
+    facilitator_key: String,
+}
+
+async fn create_lab(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateLab>,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    require_organizer(&app, &headers)?;
+    let info = LabInfo {
+        title: clean_field("title", body.title, true)?,
+        school: clean_field("school", body.school, false)?,
+        grade: clean_field("grade", body.grade, false)?,
+        date: clean_field("date", body.date, false)?,
+    };
+    if !info.date.is_empty() && !valid_date(&info.date) {
+        return Err(ApiError::bad_request(format!(
+            "`date` must be a day written YYYY-MM-DD, not `{}`",
+            info.date
+        )));
+    }
+    let lab_id = secrets::new_lab_id();
+    let doc_id = DocumentId::random();
+    // The document first: a crash before the lab row leaves an orphan that start-up removes.
+    let board = new_board(&info, ActorId::random());
+    app.store.append(doc_id, board.save()).await?;
+    let key = secrets::new_facilitator_key();
+    let code = app
+        .labs
+        .create(lab_id.clone(), doc_id, info, secrets::hash(&key))
+        .await?;
+    tracing::info!(lab_id = %lab_id, doc_id = %doc_id, "lab created");
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            join_url: app.join_url(&code),
+            lab_id,
+            doc_url: doc_id.url(),
+            join_code: code,
+            facilitator_key: key,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LabSummary {
+    lab_id: String,
+    title: String,
+    school: String,
+    grade: String,
+    date: String,
+    created_at: i64,
+}
+
+async fn list_labs(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<LabSummary>>, ApiError> {
+    require_organizer(&app, &headers)?;
+    let labs = app.labs.list().await?;
+    Ok(Json(
+        labs.into_iter()
+            .map(|lab| LabSummary {
+                lab_id: lab.lab_id,
+                title: lab.title,
+                school: lab.school,
+                grade: lab.grade,
+                date: lab.date,
+                created_at: lab.created_at,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Access {
+    token: String,
+    doc_url: String,
+    lab_id: String,
+    title: String,
+    role: Role,
+    name: String,
+    /// Milliseconds since the epoch.
+    expires_at: i64,
+}
+
+impl Access {
+    fn new(issued: Issued, title: String) -> Self {
+        let Grant {
+            lab_id,
+            doc_id,
+            role,
+            name,
+            expires_at,
+        } = issued.grant;
+        Self {
+            token: issued.token,
+            doc_url: doc_id.url(),
+            lab_id,
+            title,
+            role,
+            name,
+            expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct JoinBody {
+    code: Option<String>,
+    name: Option<String>,
+}
+
+async fn join(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<JoinBody>,
+) -> Result<Json<Access>, ApiError> {
+    let ip = peer.ip();
+    app.join_limiter.check(ip).map_err(ApiError::too_many)?;
+    let name = clean_name(body.name, "")?;
+    let code = body.code.unwrap_or_default();
+    let lab = match secrets::normalize_join_code(&code) {
+        Some(code) => app.labs.by_join_code(&code).await?,
+        None => None,
+    };
+    let Some(lab) = lab else {
+        app.join_limiter.record_failure(ip);
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no lab has this join code; check it or ask the facilitator for the current one",
+        ));
+    };
+    let issued = app.labs.issue(&lab, Role::Observer, name).await?;
+    tracing::info!(lab_id = %lab.lab_id, "observer joined");
+    Ok(Json(Access::new(issued, lab.title)))
+}
+
+#[derive(Debug, Deserialize)]
+struct FacilitateBody {
+    key: Option<String>,
+    name: Option<String>,
+}
+
+async fn facilitate(
+    State(app): State<Arc<AppState>>,
+    Path(lab_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<FacilitateBody>,
+) -> Result<Json<Access>, ApiError> {
+    let ip = peer.ip();
+    app.facilitate_limiter
+        .check(ip)
+        .map_err(ApiError::too_many)?;
+    let name = clean_name(body.name, "Facilitator")?;
+    let key = secrets::normalize_facilitator_key(&body.key.unwrap_or_default());
+    let lab = app
+        .labs
+        .by_facilitator_key(&lab_id, secrets::hash(&key))
+        .await?;
+    let Some(lab) = lab else {
+        app.facilitate_limiter.record_failure(ip);
+        // The same answer for a wrong key and an unknown lab: nothing to learn from it.
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong facilitator key for this lab",
+        ));
+    };
+    let issued = app.labs.issue(&lab, Role::Facilitator, name).await?;
+    tracing::info!(lab_id = %lab.lab_id, "facilitator signed in");
+    Ok(Json(Access::new(issued, lab.title)))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinCode {
+    join_code: String,
+    join_url: String,
+}
+
+async fn rotate_join_code(
+    State(app): State<Arc<AppState>>,
+    Path(lab_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<JoinCode>, ApiError> {
+    let lab = require_facilitator(&app, &headers, &lab_id).await?;
+    let code = app
+        .labs
+        .rotate_join_code(&lab.lab_id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such lab"))?;
+    tracing::info!(lab_id = %lab.lab_id, "join code rotated");
+    Ok(Json(JoinCode {
+        join_url: app.join_url(&code),
+        join_code: code,
+    }))
+}
+
+async fn delete_lab(
+    State(app): State<Arc<AppState>>,
+    Path(lab_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let lab = require_facilitator(&app, &headers, &lab_id).await?;
+    // Access first: no token or code of the lab works from here on, so nobody can re-upload
+    // the board while it is being removed.
+    app.labs.delete(&lab.lab_id).await?;
+    app.conns.kick_lab(&lab.lab_id, "this lab was deleted");
+    app.registry.delete(lab.doc_id).await?;
+    tracing::info!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, "lab deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_checked_against_the_calendar() {
+        assert!(valid_date("2026-11-23"));
+        assert!(valid_date("2024-02-29"));
+        assert!(!valid_date("2026-02-29"));
+        assert!(!valid_date("2026-13-01"));
+        assert!(!valid_date("26-11-23"));
+        assert!(!valid_date("2026/11/23"));
+        assert!(!valid_date("2026-11-00"));
+    }
+}

@@ -1,0 +1,172 @@
+//! Random secrets and the codes people type: tokens, join codes, facilitator keys, lab ids.
+//!
+//! Secrets are stored only as SHA-256 hashes. They are long random strings, so a fast hash is
+//! enough: there is nothing to guess from the hash.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// Characters of join codes and facilitator keys: no 0/O, no 1/I/L, so a code read off a
+/// projector or typed on a phone cannot be mistaken.
+pub const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+
+/// Length of a join code: 31^6, about 887 million codes, typed in a few seconds.
+pub const JOIN_CODE_LEN: usize = 6;
+
+/// Random bytes in an access token (256 bits).
+const TOKEN_BYTES: usize = 32;
+
+/// Characters of a lab id (lowercase, for URLs): 36^12, about 62 bits.
+const LAB_ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+const LAB_ID_LEN: usize = 12;
+
+/// File in the data directory that keeps the generated organizer token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// SHA-256 of a secret, as stored.
+pub fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// A new bearer token.
+pub fn new_token() -> String {
+    let bytes: [u8; TOKEN_BYTES] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn random_string(alphabet: &[u8], len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+pub fn new_join_code() -> String {
+    random_string(CODE_ALPHABET, JOIN_CODE_LEN)
+}
+
+/// Four groups of four code characters (about 79 bits), e.g. `K7QD-9XMT-…`.
+pub fn new_facilitator_key() -> String {
+    (0..4)
+        .map(|_| random_string(CODE_ALPHABET, 4))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+pub fn new_lab_id() -> String {
+    random_string(LAB_ID_ALPHABET, LAB_ID_LEN)
+}
+
+/// A join code as people type it (any case, spaces or dashes) in canonical form, or `None` if
+/// it cannot be a join code.
+pub fn normalize_join_code(input: &str) -> Option<String> {
+    let code: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let valid = code.len() == JOIN_CODE_LEN && code.bytes().all(|b| CODE_ALPHABET.contains(&b));
+    valid.then_some(code)
+}
+
+/// A facilitator key as typed, in canonical form (uppercase, dashes where they belong).
+pub fn normalize_facilitator_key(input: &str) -> String {
+    let chars: Vec<char> = input
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    chars
+        .chunks(4)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The organizer token: the configured one, else the one kept in the data directory, else a
+/// new one written there (readable by the owner only).
+pub fn organizer_token(configured: Option<&str>, data_dir: &Path) -> std::io::Result<String> {
+    if let Some(token) = configured.filter(|t| !t.trim().is_empty()) {
+        return Ok(token.trim().to_owned());
+    }
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let token = new_token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path)?;
+    file.write_all(token.as_bytes())?;
+    file.sync_all()?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_codes_avoid_look_alikes_and_normalize() {
+        for _ in 0..200 {
+            let code = new_join_code();
+            assert_eq!(code.len(), JOIN_CODE_LEN);
+            assert!(!code.contains(['0', 'O', '1', 'I', 'L']), "{code}");
+            assert_eq!(
+                normalize_join_code(&code.to_lowercase()),
+                Some(code.clone())
+            );
+        }
+        assert_eq!(normalize_join_code(" ab-c 234 "), Some("ABC234".into()));
+        assert_eq!(normalize_join_code("ABC23"), None);
+        assert_eq!(normalize_join_code("ABC2340"), None);
+        assert_eq!(normalize_join_code("ABCD1O"), None);
+    }
+
+    #[test]
+    fn facilitator_keys_normalize_from_sloppy_typing() {
+        let key = new_facilitator_key();
+        assert_eq!(key.len(), 19);
+        let sloppy = key.replace('-', " ").to_lowercase();
+        assert_eq!(normalize_facilitator_key(&sloppy), key);
+    }
+
+    #[test]
+    fn tokens_are_long_and_distinct() {
+        let a = new_token();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, new_token());
+        assert_eq!(hash(&a).len(), 32);
+    }
+
+    #[test]
+    fn the_organizer_token_is_kept_across_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = organizer_token(None, dir.path()).unwrap();
+        assert_eq!(organizer_token(None, dir.path()).unwrap(), first);
+        assert_eq!(
+            organizer_token(Some("configured"), dir.path()).unwrap(),
+            "configured"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(ADMIN_TOKEN_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
