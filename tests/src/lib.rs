@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 pub mod js;
 
+pub use labboard::config::TEST_ORGANIZER_TOKEN;
+
 /// Upper bound for any single wait in a test; generous, because CI machines are slow.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -76,8 +78,40 @@ impl TestServer {
         }
     }
 
+    /// The sync URL without a token (refused since labs exist; for tests of that refusal).
     pub fn ws_url(&self) -> String {
         format!("ws://{}/sync", self.addr)
+    }
+
+    /// The sync URL with an access token, as the web client builds it.
+    pub fn sync_url(&self, token: &str) -> String {
+        sync_url(self.addr, token)
+    }
+
+    /// Creates a lab through the API with the test organizer token.
+    pub async fn create_lab(&self, title: &str) -> Lab {
+        create_lab(self.addr, title).await
+    }
+
+    /// Joins a lab by code; returns the observer token.
+    pub async fn join(&self, code: &str, name: &str) -> String {
+        join_lab(self.addr, code, name).await
+    }
+
+    /// Signs in as the lab's facilitator; returns the facilitator token.
+    pub async fn facilitate(&self, lab: &Lab) -> String {
+        facilitate(self.addr, lab).await
+    }
+
+    /// An HTTP request to this server.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&str>,
+    ) -> HttpResponse {
+        http(self.addr, method, path, auth, body).await
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -132,6 +166,8 @@ impl ServerProcess {
             bail!("{} is missing: build it with `cargo build`", bin.display());
         }
         let mut child = Command::new(&bin)
+            .arg("--admin-token")
+            .arg(TEST_ORGANIZER_TOKEN)
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -162,8 +198,8 @@ impl ServerProcess {
         Ok(Self { addr, child })
     }
 
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}/sync", self.addr)
+    pub fn sync_url(&self, token: &str) -> String {
+        sync_url(self.addr, token)
     }
 
     /// SIGKILL: no graceful shutdown, no flushing.
@@ -293,5 +329,168 @@ where
     match doc.get(obj, prop).ok()?? {
         (automerge::Value::Object(automerge::ObjType::Text), text) => doc.text(&text).ok(),
         (value, _) => value.as_str().map(str::to_owned),
+    }
+}
+
+/// `ws://<addr>/sync?token=<token>`.
+pub fn sync_url(addr: SocketAddr, token: &str) -> String {
+    format!("ws://{addr}/sync?token={token}")
+}
+
+/// A lab as the create call returns it.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub lab_id: String,
+    pub doc_id: labboard_protocol::DocumentId,
+    pub doc_url: String,
+    pub join_code: String,
+    pub join_url: String,
+    pub facilitator_key: String,
+}
+
+/// Creates a lab with the test organizer token; panics with the server's words if refused.
+pub async fn create_lab(addr: SocketAddr, title: &str) -> Lab {
+    let body =
+        serde_json::json!({ "title": title, "school": "Hillside", "grade": "2" }).to_string();
+    let response = http(
+        addr,
+        "POST",
+        "/api/labs",
+        Some(TEST_ORGANIZER_TOKEN),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(response.status, 201, "create lab: {}", response.body);
+    let json = response.json();
+    let text = |key: &str| {
+        json[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in {json}"))
+            .to_owned()
+    };
+    let doc_url = text("docUrl");
+    Lab {
+        lab_id: text("labId"),
+        doc_id: labboard_protocol::DocumentId::from_url(&doc_url)
+            .expect("docUrl is an automerge URL"),
+        doc_url,
+        join_code: text("joinCode"),
+        join_url: text("joinUrl"),
+        facilitator_key: text("facilitatorKey"),
+    }
+}
+
+/// Joins with a code; returns the observer token.
+pub async fn join_lab(addr: SocketAddr, code: &str, name: &str) -> String {
+    let body = serde_json::json!({ "code": code, "name": name }).to_string();
+    let response = http(addr, "POST", "/api/join", None, Some(&body)).await;
+    assert_eq!(response.status, 200, "join: {}", response.body);
+    response.json()["token"].as_str().expect("token").to_owned()
+}
+
+/// Signs in with the facilitator key; returns the facilitator token.
+pub async fn facilitate(addr: SocketAddr, lab: &Lab) -> String {
+    let body = serde_json::json!({ "key": lab.facilitator_key }).to_string();
+    let path = format!("/api/labs/{}/facilitate", lab.lab_id);
+    let response = http(addr, "POST", &path, None, Some(&body)).await;
+    assert_eq!(response.status, 200, "facilitate: {}", response.body);
+    response.json()["token"].as_str().expect("token").to_owned()
+}
+
+/// A response read by [`http`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The body as JSON; panics with the body if it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("{err}: {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error` text of a JSON error body.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {}", self.body))
+            .to_owned()
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), enough for testing the
+/// JSON API without an HTTP client dependency. `auth` becomes `Authorization: Bearer …`.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> HttpResponse {
+    http_raw(addr, method, path, auth, body.map(str::as_bytes)).await
+}
+
+/// Like [`http`], with a body of arbitrary bytes.
+pub async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = auth {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    if !body.is_empty() || method != "GET" {
+        request.push_str("Content-Type: application/json\r\n");
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("write request");
+        // A server may answer (413) before reading all of a large body; that is fine.
+        let _ = stream.write_all(body).await;
+        let mut raw = Vec::new();
+        // A reset after the answer (unread body) still leaves the answer readable.
+        let _ = stream.read_to_end(&mut raw).await;
+        raw
+    };
+    let raw = within("HTTP response", exchange).await;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
     }
 }

@@ -1,38 +1,53 @@
 //! Bad input ends only the sender's connection, with an `error` message that says why; every
-//! other connection and every stored document carries on untouched.
+//! other connection and every stored document carries on untouched. Every peer here holds a
+//! valid token of the lab; a connection without one is refused before the upgrade.
 
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ReadDoc, ROOT};
+use automerge::{ReadDoc, ROOT};
 use ciborium::Value;
 use labboard_protocol::client::{Client, DocHandle};
-use labboard_protocol::{encode, DocumentId, Message, PeerId};
-use labboard_tests::{join, within, RawPeer, TestServer};
+use labboard_protocol::{encode, Message, PeerId};
+use labboard_tests::{join, within, Lab, RawPeer, TestServer};
+use tokio_tungstenite::tungstenite;
 
-/// A phone that synced a document before the bad peer arrived.
+/// A sync URL with a fresh observer token of `lab` for `name`.
+async fn url(server: &TestServer, lab: &Lab, name: &str) -> String {
+    let token = server.join(&lab.join_code, name).await;
+    server.sync_url(&token)
+}
+
+/// A lab with a phone that synced the board before the bad peer arrived.
 struct Bystander {
+    lab: Lab,
     client: Client,
     doc: DocHandle,
 }
 
 impl Bystander {
     async fn new(server: &TestServer) -> Self {
+        let lab = server.create_lab("Making ten").await;
         let client = within(
             "bystander connects",
-            Client::connect(&server.ws_url(), PeerId::from("bystander")),
+            Client::connect(
+                &url(server, &lab, "bystander").await,
+                PeerId::from("bystander"),
+            ),
         )
         .await
         .unwrap();
-        let mut doc = Automerge::new();
-        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
-            tx.put(ROOT, "note", "before")?;
-            Ok(())
-        })
-        .unwrap();
-        let doc = client.create(doc);
+        let doc = within("bystander finds the board", client.find(lab.doc_id))
+            .await
+            .unwrap();
+        doc.change(|tx| tx.put(ROOT, "note", "before").unwrap());
         within("bystander upload", doc.wait_synced()).await.unwrap();
-        Self { client, doc }
+        Self { lab, client, doc }
+    }
+
+    /// A sync URL for a (bad) peer in the bystander's lab.
+    async fn url(&self, server: &TestServer, name: &str) -> String {
+        url(server, &self.lab, name).await
     }
 
     /// The bystander still syncs, and the stored document has everything it wrote.
@@ -43,7 +58,7 @@ impl Bystander {
             .expect("bystander connection survived");
         let fresh = within(
             "fresh client",
-            Client::connect(&server.ws_url(), PeerId::from("checker")),
+            Client::connect(&self.url(server, "checker").await, PeerId::from("checker")),
         )
         .await
         .unwrap();
@@ -65,6 +80,11 @@ impl Bystander {
         fresh.close().await;
         let _ = &self.client;
     }
+}
+
+/// A lab for tests without a bystander.
+async fn new_lab(server: &TestServer) -> Lab {
+    server.create_lab("Making ten").await
 }
 
 async fn refused(raw: &mut RawPeer, expected: &str) {
@@ -98,10 +118,44 @@ fn text(s: &str) -> Value {
 }
 
 #[tokio::test]
+async fn sync_without_a_valid_token_is_refused_before_the_upgrade() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let missing = server.ws_url();
+    let empty = format!("{missing}?token=");
+    let wrong = server.sync_url("not-a-token-of-this-server");
+    for url in [&missing, &empty, &wrong] {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{url}");
+            }
+            Ok(_) => panic!("{url}: upgraded without a valid token"),
+            Err(other) => panic!("{url}: expected an HTTP 401 response, got {other}"),
+        }
+    }
+    // The refusal says why, as every API error does.
+    for (path, expected) in [
+        ("/sync", "missing token"),
+        (
+            "/sync?token=not-a-token-of-this-server",
+            "invalid or expired token",
+        ),
+    ] {
+        let response = server.http("GET", path, None, None).await;
+        assert_eq!(response.status, 401, "{path}: {}", response.body);
+        let error = response.error();
+        assert!(error.contains(expected), "{path}: `{error}`");
+    }
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
 async fn malformed_cbor() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;
-    let (mut raw, _) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    let (mut raw, _) = RawPeer::joined(&bystander.url(&server, "bad").await, "bad")
+        .await
+        .unwrap();
     raw.send_bytes(vec![0xff, 0xfe, 0xfd]).await.unwrap();
     refused(&mut raw, "not valid CBOR").await;
     bystander.assert_undisturbed(&server).await;
@@ -111,7 +165,9 @@ async fn malformed_cbor() {
 async fn unknown_message_type() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;
-    let (mut raw, _) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    let (mut raw, _) = RawPeer::joined(&bystander.url(&server, "bad").await, "bad")
+        .await
+        .unwrap();
     raw.send_bytes(cbor(&map(&[
         ("type", text("teleport")),
         ("senderId", text("bad")),
@@ -126,7 +182,9 @@ async fn unknown_message_type() {
 async fn message_before_join() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;
-    let mut raw = RawPeer::connect(&server.ws_url()).await.unwrap();
+    let mut raw = RawPeer::connect(&bystander.url(&server, "bad").await)
+        .await
+        .unwrap();
     raw.send(&Message::Sync {
         sender_id: PeerId::from("bad"),
         target_id: PeerId::from("server"),
@@ -143,7 +201,9 @@ async fn message_before_join() {
 async fn unsupported_protocol_version() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;
-    let mut raw = RawPeer::connect(&server.ws_url()).await.unwrap();
+    let mut raw = RawPeer::connect(&bystander.url(&server, "bad").await)
+        .await
+        .unwrap();
     raw.send(&Message::Join {
         sender_id: PeerId::from("future"),
         peer_metadata: None,
@@ -158,7 +218,10 @@ async fn unsupported_protocol_version() {
 #[tokio::test]
 async fn join_without_versions_is_accepted_like_the_js_server_does() {
     let server = TestServer::start().await;
-    let mut raw = RawPeer::connect(&server.ws_url()).await.unwrap();
+    let lab = new_lab(&server).await;
+    let mut raw = RawPeer::connect(&url(&server, &lab, "raw").await)
+        .await
+        .unwrap();
     raw.send(&Message::Join {
         sender_id: PeerId::from("old"),
         peer_metadata: None,
@@ -187,7 +250,9 @@ async fn join_without_versions_is_accepted_like_the_js_server_does() {
 async fn invalid_document_id() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;
-    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    let (mut raw, server_peer) = RawPeer::joined(&bystander.url(&server, "bad").await, "bad")
+        .await
+        .unwrap();
     raw.send_bytes(cbor(&map(&[
         ("type", text("sync")),
         ("senderId", text("bad")),
@@ -213,7 +278,9 @@ async fn invalid_document_id() {
 async fn undecodable_sync_bytes() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;
-    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    let (mut raw, server_peer) = RawPeer::joined(&bystander.url(&server, "bad").await, "bad")
+        .await
+        .unwrap();
     // Garbage sent for the bystander's own document must not reach it.
     raw.send(&Message::Sync {
         sender_id: PeerId::from("bad"),
@@ -230,11 +297,16 @@ async fn undecodable_sync_bytes() {
 #[tokio::test]
 async fn empty_sync_data() {
     let server = TestServer::start().await;
-    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    let lab = new_lab(&server).await;
+    let (mut raw, server_peer) = RawPeer::joined(&url(&server, &lab, "bad").await, "bad")
+        .await
+        .unwrap();
     raw.send(&Message::Request {
         sender_id: PeerId::from("bad"),
         target_id: server_peer,
-        document_id: DocumentId::random(),
+        // The lab's own board: a document outside the lab is answered `doc-unavailable`
+        // before its data is looked at.
+        document_id: lab.doc_id,
         data: Vec::new(),
     })
     .await
@@ -246,7 +318,9 @@ async fn empty_sync_data() {
 async fn frame_over_the_size_limit() {
     let server = TestServer::start_with(|config| config.max_frame_bytes = 64 * 1024).await;
     let bystander = Bystander::new(&server).await;
-    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "big").await.unwrap();
+    let (mut raw, server_peer) = RawPeer::joined(&bystander.url(&server, "big").await, "big")
+        .await
+        .unwrap();
     raw.send(&Message::Sync {
         sender_id: PeerId::from("big"),
         target_id: server_peer,
@@ -262,7 +336,10 @@ async fn frame_over_the_size_limit() {
 #[tokio::test]
 async fn text_frames() {
     let server = TestServer::start().await;
-    let (mut raw, _) = RawPeer::joined(&server.ws_url(), "texty").await.unwrap();
+    let lab = new_lab(&server).await;
+    let (mut raw, _) = RawPeer::joined(&url(&server, &lab, "texty").await, "texty")
+        .await
+        .unwrap();
     raw.send_text("{\"type\":\"sync\"}").await.unwrap();
     refused(&mut raw, "text frames are not part of the protocol").await;
 }
@@ -271,7 +348,10 @@ async fn text_frames() {
 async fn sender_id_of_another_peer() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;
-    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "mallory").await.unwrap();
+    let (mut raw, server_peer) =
+        RawPeer::joined(&bystander.url(&server, "mallory").await, "mallory")
+            .await
+            .unwrap();
     raw.send(&Message::Request {
         sender_id: PeerId::from("bystander"),
         target_id: server_peer,
@@ -291,7 +371,10 @@ async fn sender_id_of_another_peer() {
 #[tokio::test]
 async fn second_join() {
     let server = TestServer::start().await;
-    let (mut raw, _) = RawPeer::joined(&server.ws_url(), "twice").await.unwrap();
+    let lab = new_lab(&server).await;
+    let (mut raw, _) = RawPeer::joined(&url(&server, &lab, "twice").await, "twice")
+        .await
+        .unwrap();
     raw.send(&join("twice")).await.unwrap();
     refused(&mut raw, "unexpected join or peer message").await;
 }
@@ -302,7 +385,10 @@ async fn silence_after_connecting_times_out() {
         config.handshake_timeout = Duration::from_millis(300);
     })
     .await;
-    let mut raw = RawPeer::connect(&server.ws_url()).await.unwrap();
+    let lab = new_lab(&server).await;
+    let mut raw = RawPeer::connect(&url(&server, &lab, "raw").await)
+        .await
+        .unwrap();
     refused(&mut raw, "expected a join message within").await;
 }
 
@@ -313,9 +399,12 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
         config.peer_timeout = Duration::from_millis(400);
     })
     .await;
+    let lab = new_lab(&server).await;
     // A raw TCP peer that completes the upgrade and the join, then never reads or writes again:
     // its pongs never come, as with a phone whose screen locked.
-    let (raw, _) = RawPeer::joined(&server.ws_url(), "sleepy").await.unwrap();
+    let (raw, _) = RawPeer::joined(&url(&server, &lab, "sleepy").await, "sleepy")
+        .await
+        .unwrap();
     let stream = raw.socket.into_inner();
     within("server drops the silent peer", async {
         use tokio::io::AsyncReadExt;
@@ -339,7 +428,9 @@ async fn bad_input_never_reaches_storage() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;
     let heads = bystander.doc.heads();
-    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "bad").await.unwrap();
+    let (mut raw, server_peer) = RawPeer::joined(&bystander.url(&server, "bad").await, "bad")
+        .await
+        .unwrap();
     raw.send_bytes(encode(&Message::Sync {
         sender_id: PeerId::from("bad"),
         target_id: server_peer,
@@ -353,7 +444,8 @@ async fn bad_input_never_reaches_storage() {
     let id = bystander.doc.id();
     let dir = server.stop().await;
     let server = TestServer::start_in(dir, |_| {}).await;
-    let client = Client::connect(&server.ws_url(), PeerId::from("after"))
+    let after = url(&server, &bystander.lab, "after").await;
+    let client = Client::connect(&after, PeerId::from("after"))
         .await
         .unwrap();
     let doc = within("find after restart", client.find(id)).await.unwrap();

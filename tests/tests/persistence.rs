@@ -1,69 +1,74 @@
-//! Durability: documents survive restarts, and changes a client saw acknowledged survive a
-//! SIGKILL of the server process.
+//! Durability: lab boards survive restarts, and changes a client saw acknowledged survive a
+//! SIGKILL of the server process. Every lab is created through the API, as an organizer does,
+//! so the board the server made at creation is part of what must survive.
+
+use std::net::SocketAddr;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ObjType, ReadDoc, ROOT};
-use labboard_protocol::client::Client;
+use automerge::{Automerge, ReadDoc, ROOT};
+use labboard_protocol::client::{Client, DocHandle};
 use labboard_protocol::PeerId;
-use labboard_tests::{within, ServerProcess, TestServer};
+use labboard_tests::{create_lab, join_lab, sync_url, within, Lab, ServerProcess, TestServer};
 
-fn list_doc() -> Automerge {
-    let mut doc = Automerge::new();
-    doc.transact::<_, _, automerge::AutomergeError>(|tx| {
-        tx.put_object(ROOT, "notes", ObjType::List)?;
-        Ok(())
-    })
+/// Joins `lab` as `name` on the server at `addr` and fetches its board.
+async fn open_board(addr: SocketAddr, lab: &Lab, name: &str) -> (Client, DocHandle) {
+    let token = join_lab(addr, &lab.join_code, name).await;
+    let client = within(
+        "connect",
+        Client::connect(&sync_url(addr, &token), PeerId::from(name)),
+    )
+    .await
     .unwrap();
-    doc
+    let board = within("find the lab's board", client.find(lab.doc_id))
+        .await
+        .unwrap();
+    (client, board)
 }
 
-fn push(doc: &labboard_protocol::client::DocHandle, text: &str) {
+/// Adds note number `n` to the board's `notes` map; keys sort in the order notes were added.
+fn add_note(doc: &DocHandle, n: usize, text: &str) {
     doc.change(|tx| {
         let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
-        let at = tx.length(&notes);
-        tx.insert(&notes, at, text).unwrap();
+        tx.put(&notes, format!("n{n:04}"), text).unwrap();
     });
 }
 
+/// The notes' texts, in key order.
 fn notes(doc: &Automerge) -> Vec<String> {
-    let Some((_, list)) = doc.get(ROOT, "notes").ok().flatten() else {
+    let Some((_, notes)) = doc.get(ROOT, "notes").ok().flatten() else {
         return Vec::new();
     };
-    (0..doc.length(&list))
-        .filter_map(|i| doc.get(&list, i).ok().flatten())
-        .filter_map(|(v, _)| v.as_str().map(str::to_owned))
+    doc.keys(&notes)
+        .filter_map(|key| doc.get(&notes, key).ok().flatten())
+        .filter_map(|(value, _)| value.as_str().map(str::to_owned))
         .collect()
 }
 
 #[tokio::test]
 async fn every_document_is_intact_after_a_graceful_restart() {
     let server = TestServer::start().await;
-    let client = Client::connect(&server.ws_url(), PeerId::from("writer"))
-        .await
-        .unwrap();
     let mut saved = Vec::new();
-    // Enough changes on one document to pass the compaction threshold, plus a few documents.
-    for d in 0..5 {
-        let doc = client.create(list_doc());
-        let count = if d == 0 { 150 } else { 3 };
+    // Enough changes on one board to pass the compaction threshold, plus a few labs.
+    for l in 0..5 {
+        let lab = create_lab(server.addr, &format!("Lab {l}")).await;
+        let (client, doc) = open_board(server.addr, &lab, "writer").await;
+        let count = if l == 0 { 150 } else { 3 };
         for n in 0..count {
-            push(&doc, &format!("doc {d} note {n}"));
+            add_note(&doc, n, &format!("lab {l} note {n}"));
             if n % 10 == 0 {
                 within("synced", doc.wait_synced()).await.unwrap();
             }
         }
         within("synced", doc.wait_synced()).await.unwrap();
-        saved.push((doc.id(), doc.heads(), doc.with_doc(notes)));
+        assert_eq!(doc.with_doc(notes).len(), count);
+        saved.push((lab, doc.heads(), doc.with_doc(notes)));
+        client.close().await;
     }
-    client.close().await;
 
     let dir = server.stop().await;
     let server = TestServer::start_in(dir, |_| {}).await;
-    let reader = Client::connect(&server.ws_url(), PeerId::from("reader"))
-        .await
-        .unwrap();
-    for (id, heads, expected) in saved {
-        let doc = within("find after restart", reader.find(id)).await.unwrap();
+    for (lab, heads, expected) in saved {
+        let (_reader, doc) = open_board(server.addr, &lab, "reader").await;
         assert_eq!(doc.heads(), heads);
         assert_eq!(doc.with_doc(notes), expected);
     }
@@ -73,12 +78,10 @@ async fn every_document_is_intact_after_a_graceful_restart() {
 async fn acknowledged_changes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::spawn(dir.path()).await.unwrap();
-    let client = Client::connect(&server.ws_url(), PeerId::from("phone"))
-        .await
-        .unwrap();
-    let doc = client.create(list_doc());
+    let lab = create_lab(server.addr, "Making ten").await;
+    let (client, doc) = open_board(server.addr, &lab, "phone").await;
     for n in 0..40 {
-        push(&doc, &format!("note {n}"));
+        add_note(&doc, n, &format!("note {n}"));
     }
     // The server advertised heads that include every note: they must be on disk already.
     within("acknowledged", doc.wait_synced()).await.unwrap();
@@ -87,12 +90,7 @@ async fn acknowledged_changes_survive_sigkill() {
     drop(client);
 
     let server = ServerProcess::spawn(dir.path()).await.unwrap();
-    let reader = Client::connect(&server.ws_url(), PeerId::from("reader"))
-        .await
-        .unwrap();
-    let found = within("find after kill", reader.find(doc.id()))
-        .await
-        .unwrap();
+    let (_reader, found) = open_board(server.addr, &lab, "reader").await;
     assert_eq!(found.heads(), acknowledged);
     assert_eq!(found.with_doc(notes).len(), 40);
 }
@@ -101,11 +99,9 @@ async fn acknowledged_changes_survive_sigkill() {
 async fn sigterm_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::spawn(dir.path()).await.unwrap();
-    let client = Client::connect(&server.ws_url(), PeerId::from("phone"))
-        .await
-        .unwrap();
-    let doc = client.create(list_doc());
-    push(&doc, "before shutdown");
+    let lab = create_lab(server.addr, "Making ten").await;
+    let (client, doc) = open_board(server.addr, &lab, "phone").await;
+    add_note(&doc, 0, "before shutdown");
     within("acknowledged", doc.wait_synced()).await.unwrap();
 
     let status = server.terminate().await.unwrap();
@@ -126,11 +122,6 @@ async fn sigterm_shuts_down_cleanly() {
         }
     );
     let server = ServerProcess::spawn(dir.path()).await.unwrap();
-    let reader = Client::connect(&server.ws_url(), PeerId::from("reader"))
-        .await
-        .unwrap();
-    let found = within("find after restart", reader.find(doc.id()))
-        .await
-        .unwrap();
+    let (_reader, found) = open_board(server.addr, &lab, "reader").await;
     assert_eq!(found.with_doc(notes), vec!["before shutdown".to_owned()]);
 }

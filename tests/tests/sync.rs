@@ -1,5 +1,5 @@
-//! Sync through the real server: convergence, fan-out, unavailable documents, ephemeral relay,
-//! reconnects and idle unloading.
+//! Sync through the real server: convergence, fan-out, the lab's scope (documents outside it
+//! are unavailable and cannot be created), ephemeral relay, reconnects and idle unloading.
 
 use std::time::Duration;
 
@@ -7,22 +7,31 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ROOT};
 use labboard_protocol::client::{Client, ClientError, DocHandle};
 use labboard_protocol::{DocumentId, Message, PeerId};
-use labboard_tests::{within, RawPeer, TestServer};
+use labboard_tests::{within, Lab, RawPeer, TestServer};
 
-async fn connect(server: &TestServer, name: &str) -> Client {
+/// Joins `lab` as `name` and connects with the token, as a phone does after scanning the code.
+async fn connect(server: &TestServer, lab: &Lab, name: &str) -> Client {
+    let token = server.join(&lab.join_code, name).await;
     within(
         "connect",
-        Client::connect(&server.ws_url(), PeerId::from(name)),
+        Client::connect(&server.sync_url(&token), PeerId::from(name)),
     )
     .await
     .expect("client connects")
 }
 
-/// A board-like document: a map of notes keyed by id.
-fn board() -> Automerge {
+/// Fetches the lab's board, which the server created with the lab.
+async fn board(client: &Client, lab: &Lab) -> DocHandle {
+    within("find the lab's board", client.find(lab.doc_id))
+        .await
+        .expect("the lab's board is available")
+}
+
+/// A board-like document made on the client, to try to get it onto the server.
+fn local_board(marker: &str) -> Automerge {
     let mut doc = Automerge::new();
     doc.transact::<_, _, automerge::AutomergeError>(|tx| {
-        tx.put(ROOT, "title", "lab")?;
+        tx.put(ROOT, "title", marker)?;
         tx.put_object(ROOT, "notes", ObjType::Map)?;
         Ok(())
     })
@@ -57,12 +66,12 @@ fn note(doc: &Automerge, id: &str) -> Option<String> {
 #[tokio::test]
 async fn two_clients_converge() {
     let server = TestServer::start().await;
-    let alice = connect(&server, "alice").await;
-    let bob = connect(&server, "bob").await;
+    let lab = server.create_lab("Making ten").await;
+    let alice = connect(&server, &lab, "alice").await;
+    let bob = connect(&server, &lab, "bob").await;
 
-    let a = alice.create(board());
-    within("alice's upload", a.wait_synced()).await.unwrap();
-    let b = within("bob's find", bob.find(a.id())).await.unwrap();
+    let a = board(&alice, &lab).await;
+    let b = board(&bob, &lab).await;
     assert_eq!(b.heads(), a.heads());
 
     add_note(&a, "n1", "T. counted by 2s");
@@ -93,15 +102,13 @@ async fn twelve_clients_with_concurrent_changes_reach_identical_heads() {
     const PHONES: usize = 12;
     const NOTES_EACH: usize = 10;
     let server = TestServer::start().await;
-    let first = connect(&server, "phone-0").await;
-    let origin = first.create(board());
-    within("upload", origin.wait_synced()).await.unwrap();
+    let lab = server.create_lab("Twelve phones").await;
 
-    let mut handles = vec![origin.clone()];
-    let mut clients = vec![first];
-    for i in 1..PHONES {
-        let client = connect(&server, &format!("phone-{i}")).await;
-        handles.push(within("find", client.find(origin.id())).await.unwrap());
+    let mut handles = Vec::new();
+    let mut clients = Vec::new();
+    for i in 0..PHONES {
+        let client = connect(&server, &lab, &format!("phone-{i}")).await;
+        handles.push(board(&client, &lab).await);
         clients.push(client);
     }
     // Everyone writes at once, interleaved, without waiting for anything.
@@ -131,8 +138,8 @@ async fn twelve_clients_with_concurrent_changes_reach_identical_heads() {
     }
 
     // The server's own copy converged too: a fresh client fetches exactly those heads.
-    let late = connect(&server, "late").await;
-    let fetched = within("late find", late.find(origin.id())).await.unwrap();
+    let late = connect(&server, &lab, "late").await;
+    let fetched = board(&late, &lab).await;
     within(
         "late synced",
         fetched.wait_until(|d| note_count(d) == PHONES * NOTES_EACH),
@@ -142,63 +149,98 @@ async fn twelve_clients_with_concurrent_changes_reach_identical_heads() {
     assert_eq!(fetched.heads(), heads);
 }
 
-#[tokio::test]
-async fn unknown_document_is_unavailable_until_someone_uploads_it() {
-    let server = TestServer::start().await;
-    let alice = connect(&server, "alice").await;
-    let id = DocumentId::random();
-    match within("find unknown", alice.find(id)).await {
+/// Asserts that `find(id)` on `client` is answered `Unavailable`.
+async fn assert_unavailable(client: &Client, id: DocumentId) {
+    match within("find outside the lab", client.find(id)).await {
         Err(ClientError::Unavailable(missing)) => assert_eq!(missing, id),
-        other => panic!("expected Unavailable, got {other:?}"),
+        other => panic!("expected Unavailable for {id}, got {other:?}"),
     }
+}
 
-    // A raw peer that asked and was told "unavailable" stays attached and receives the document
-    // once another peer uploads it.
-    let (mut raw, server_peer) = RawPeer::joined(&server.ws_url(), "watcher").await.unwrap();
-    let mut empty = Automerge::new();
-    let mut state = automerge::sync::State::new();
-    let request = automerge::sync::SyncDoc::generate_sync_message(&empty, &mut state)
-        .expect("initial message");
-    raw.send(&Message::Request {
-        sender_id: PeerId::from("watcher"),
-        target_id: server_peer.clone(),
-        document_id: id,
-        data: request.encode(),
-    })
-    .await
-    .unwrap();
+#[tokio::test]
+async fn documents_outside_the_lab_are_unavailable_and_cannot_be_created() {
+    let server = TestServer::start().await;
+    let lab = server.create_lab("Making ten").await;
+    let other_lab = server.create_lab("Another school").await;
+    let alice = connect(&server, &lab, "alice").await;
+
+    // An id nobody has, and the board of another lab, look exactly the same: unavailable.
+    assert_unavailable(&alice, DocumentId::random()).await;
+    assert_unavailable(&alice, other_lab.doc_id).await;
+
+    // Alice tries to put new documents on the server, under a random id and under an id she
+    // picked, and to overwrite the other lab's board with her own history.
+    let created = alice.create(local_board("made by alice"));
+    let chosen = DocumentId::random();
+    alice.create_with_id(chosen, local_board("made by alice too"));
+    alice.create_with_id(other_lab.doc_id, local_board("written into a lab"));
+    // The server handles one connection's frames in order: once this later `find` is answered,
+    // the three uploads above have been handled too.
+    assert_unavailable(&alice, DocumentId::random()).await;
+
+    // Nobody else can fetch them: not a phone of the same lab ...
+    let bob = connect(&server, &lab, "bob").await;
+    assert_unavailable(&bob, created.id()).await;
+    assert_unavailable(&bob, chosen).await;
+    // ... and the other lab's board is untouched.
+    let carol = connect(&server, &other_lab, "carol").await;
+    let theirs = board(&carol, &other_lab).await;
+    within("carol synced", theirs.wait_synced()).await.unwrap();
+    assert!(
+        theirs.with_doc(|d| d.get(ROOT, "title").unwrap().is_none()),
+        "alice's change reached another lab's board"
+    );
+
+    // A raw `request` for the id alice tried to create is answered `doc-unavailable`, while the
+    // same request for the lab's board gets the board: the refusal is about scope.
+    let token = server.join(&lab.join_code, "watcher").await;
+    let (mut raw, server_peer) = RawPeer::joined(&server.sync_url(&token), "watcher")
+        .await
+        .unwrap();
+    for id in [chosen, lab.doc_id] {
+        let empty = Automerge::new();
+        let mut state = automerge::sync::State::new();
+        let request = automerge::sync::SyncDoc::generate_sync_message(&empty, &mut state)
+            .expect("initial message");
+        raw.send(&Message::Request {
+            sender_id: PeerId::from("watcher"),
+            target_id: server_peer.clone(),
+            document_id: id,
+            data: request.encode(),
+        })
+        .await
+        .unwrap();
+    }
     match raw.recv().await.unwrap() {
-        Message::DocUnavailable { document_id, .. } => assert_eq!(document_id, id),
+        Message::DocUnavailable { document_id, .. } => assert_eq!(document_id, chosen),
         other => panic!("expected doc-unavailable, got {other:?}"),
     }
-
-    let bob = connect(&server, "bob").await;
-    let uploaded = bob.create_with_id(id, board());
-    within("upload", uploaded.wait_synced()).await.unwrap();
     match raw.recv().await.unwrap() {
         Message::Sync {
             document_id, data, ..
         } => {
-            assert_eq!(document_id, id);
+            assert_eq!(document_id, lab.doc_id);
+            let mut copy = Automerge::new();
+            let mut state = automerge::sync::State::new();
             let message = automerge::sync::Message::decode(&data).unwrap();
-            automerge::sync::SyncDoc::receive_sync_message(&mut empty, &mut state, message)
-                .unwrap();
-            assert_eq!(empty.get_heads(), uploaded.heads());
+            automerge::sync::SyncDoc::receive_sync_message(&mut copy, &mut state, message).unwrap();
+            let own = board(&bob, &lab).await;
+            assert_eq!(copy.get_heads(), own.heads());
         }
-        other => panic!("expected the document, got {other:?}"),
+        other => panic!("expected the lab's board, got {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn ephemeral_messages_reach_other_peers_once() {
     let server = TestServer::start().await;
-    let alice = connect(&server, "alice").await;
-    let bob = connect(&server, "bob").await;
-    let carol = connect(&server, "carol").await;
-    let a = alice.create(board());
-    within("upload", a.wait_synced()).await.unwrap();
-    within("bob find", bob.find(a.id())).await.unwrap();
-    within("carol find", carol.find(a.id())).await.unwrap();
+    let lab = server.create_lab("Making ten").await;
+    let alice = connect(&server, &lab, "alice").await;
+    let bob = connect(&server, &lab, "bob").await;
+    let carol = connect(&server, &lab, "carol").await;
+    let a = board(&alice, &lab).await;
+    board(&bob, &lab).await;
+    board(&carol, &lab).await;
     let mut at_bob = bob.ephemeral();
     let mut at_carol = carol.ephemeral();
     let mut at_alice = alice.ephemeral();
@@ -233,12 +275,19 @@ async fn ephemeral_messages_reach_other_peers_once() {
 #[tokio::test]
 async fn a_reconnect_with_the_same_peer_id_replaces_the_old_connection() {
     let server = TestServer::start().await;
-    let first = connect(&server, "phone").await;
-    let doc = first.create(board());
-    within("upload", doc.wait_synced()).await.unwrap();
+    let lab = server.create_lab("Making ten").await;
+    let token = server.join(&lab.join_code, "phone").await;
+    let url = server.sync_url(&token);
+    let first = within("connect", Client::connect(&url, PeerId::from("phone")))
+        .await
+        .unwrap();
+    let doc = board(&first, &lab).await;
     let offline_copy = doc.fork();
 
-    let second = connect(&server, "phone").await;
+    // The same phone (same token, same peer id) comes back on a new connection.
+    let second = within("reconnect", Client::connect(&url, PeerId::from("phone")))
+        .await
+        .unwrap();
     let closed = within("old connection closed", first.closed()).await;
     assert!(
         closed
@@ -248,13 +297,13 @@ async fn a_reconnect_with_the_same_peer_id_replaces_the_old_connection() {
         "{closed:?}"
     );
     // The new connection syncs from a fresh state.
-    let again = second.create_with_id(doc.id(), offline_copy);
+    let again = second.create_with_id(lab.doc_id, offline_copy);
     add_note(&again, "n1", "after reconnect");
     within("synced after reconnect", again.wait_synced())
         .await
         .unwrap();
-    let other = connect(&server, "projector").await;
-    let seen = within("find", other.find(doc.id())).await.unwrap();
+    let other = connect(&server, &lab, "projector").await;
+    let seen = board(&other, &lab).await;
     within("note arrives", seen.wait_until(|d| note(d, "n1").is_some()))
         .await
         .unwrap();
@@ -263,11 +312,15 @@ async fn a_reconnect_with_the_same_peer_id_replaces_the_old_connection() {
 #[tokio::test]
 async fn offline_edits_merge_after_reconnecting() {
     let server = TestServer::start().await;
-    let phone = connect(&server, "phone").await;
-    let projector = connect(&server, "projector").await;
-    let doc = phone.create(board());
-    within("upload", doc.wait_synced()).await.unwrap();
-    let board = within("find", projector.find(doc.id())).await.unwrap();
+    let lab = server.create_lab("Making ten").await;
+    let token = server.join(&lab.join_code, "phone").await;
+    let url = server.sync_url(&token);
+    let phone = within("connect", Client::connect(&url, PeerId::from("phone")))
+        .await
+        .unwrap();
+    let projector = connect(&server, &lab, "projector").await;
+    let doc = board(&phone, &lab).await;
+    let shown = board(&projector, &lab).await;
 
     // The phone goes offline and keeps writing; meanwhile the projector writes too.
     let mut offline = doc.fork();
@@ -280,21 +333,23 @@ async fn offline_edits_merge_after_reconnecting() {
             Ok(())
         })
         .unwrap();
-    add_note(&board, "projector-1", "pinned by the facilitator");
+    add_note(&shown, "projector-1", "pinned by the facilitator");
 
-    let phone = connect(&server, "phone").await;
-    let back = phone.create_with_id(doc.id(), offline);
+    let phone = within("reconnect", Client::connect(&url, PeerId::from("phone")))
+        .await
+        .unwrap();
+    let back = phone.create_with_id(lab.doc_id, offline);
     within("phone merged", back.wait_until(|d| note_count(d) == 3))
         .await
         .unwrap();
-    within("projector merged", board.wait_until(|d| note_count(d) == 3))
+    within("projector merged", shown.wait_until(|d| note_count(d) == 3))
         .await
         .unwrap();
     within("phone synced", back.wait_synced()).await.unwrap();
-    within("projector synced", board.wait_synced())
+    within("projector synced", shown.wait_synced())
         .await
         .unwrap();
-    assert_eq!(back.heads(), board.heads());
+    assert_eq!(back.heads(), shown.heads());
 }
 
 #[tokio::test]
@@ -303,12 +358,13 @@ async fn idle_documents_are_unloaded_and_reloaded_on_demand() {
         config.idle_unload = Duration::from_millis(200);
     })
     .await;
+    let lab = server.create_lab("Making ten").await;
     let health = || async {
         let body = reqwest_health(&server).await;
         body["documentsLoaded"].as_u64().unwrap()
     };
-    let alice = connect(&server, "alice").await;
-    let doc = alice.create(board());
+    let alice = connect(&server, &lab, "alice").await;
+    let doc = board(&alice, &lab).await;
     add_note(&doc, "n1", "kept across unloads");
     within("upload", doc.wait_synced()).await.unwrap();
     assert_eq!(health().await, 1);
@@ -320,11 +376,15 @@ async fn idle_documents_are_unloaded_and_reloaded_on_demand() {
         }
     })
     .await;
-    let bob = connect(&server, "bob").await;
-    let again = within("find after unload", bob.find(doc.id()))
+    let bob = connect(&server, &lab, "bob").await;
+    let again = within("find after unload", bob.find(lab.doc_id))
         .await
         .unwrap();
     assert_eq!(again.heads(), doc.heads());
+    assert_eq!(
+        again.with_doc(|d| note(d, "n1")).as_deref(),
+        Some("kept across unloads")
+    );
     assert_eq!(health().await, 1);
 }
 
