@@ -154,7 +154,10 @@ impl DocState {
             }
             // A `sync` means the peer has the document (or is uploading it): talk again, even
             // if it asked for it earlier while we had nothing.
-            SyncKind::Sync => peer.awaiting_doc = false,
+            SyncKind::Sync => {
+                peer.awaiting_doc = false;
+                peer.tell_unavailable = false;
+            }
             SyncKind::Request => {}
         }
         Ok(())
@@ -201,6 +204,13 @@ impl DocState {
                 }
                 peer.awaiting_doc = false;
             }
+            // A peer that had nothing and has not answered the whole document we sent it yet
+            // would get the whole document again with every change; its answer comes first.
+            let awaiting_first_answer =
+                peer.state.in_flight && peer.state.their_heads.as_ref().is_some_and(Vec::is_empty);
+            if awaiting_first_answer {
+                continue;
+            }
             if let Some(message) = self.doc.generate_sync_message(&mut peer.state) {
                 out.push((
                     conn,
@@ -230,14 +240,15 @@ impl DocState {
         if self.ephemeral_seen.len() >= MAX_EPHEMERAL_SESSIONS {
             self.ephemeral_seen.clear();
         }
-        let seen = self
+        let key = (sender_id.clone(), session_id.clone());
+        if self
             .ephemeral_seen
-            .entry((sender_id.clone(), session_id.clone()))
-            .or_insert(0);
-        if count <= *seen {
+            .get(&key)
+            .is_some_and(|&seen| count <= seen)
+        {
             return Vec::new();
         }
-        *seen = count;
+        self.ephemeral_seen.insert(key, count);
         self.peers
             .iter()
             .filter(|(&conn, peer)| conn != from && peer.peer_id != sender_id)

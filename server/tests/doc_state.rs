@@ -139,12 +139,11 @@ fn apply_edit(doc: &mut Automerge, edit: &Edit) {
 
 /// One phone and both directions of its link to the server.
 ///
-/// Phones behave as automerge-repo clients do: the creator makes the board locally and offers
-/// it with `sync`; every other phone asks for it with `request` and can only edit once it has it
-/// (automerge-repo refuses changes to a handle that is not ready).
+/// A phone without the board asks for it with `request`, one with it offers it with `sync`. Any
+/// phone may edit at any time: one that asked and then makes the board itself must still get it
+/// onto the server, and two phones that make it concurrently must converge.
 struct Phone {
     peer_id: PeerId,
-    creator: bool,
     doc: Automerge,
     /// This phone's sync state for the server; fresh on every connection.
     sync: sync::State,
@@ -164,7 +163,7 @@ impl Phone {
     /// Generates our next sync message, if any, and queues it for the server. A phone without
     /// the document asks with `request`, as automerge-repo does.
     fn send_sync(&mut self) {
-        if self.conn.is_none() || (self.creator && !self.has_doc()) {
+        if self.conn.is_none() {
             return;
         }
         if let Some(message) = self.doc.generate_sync_message(&mut self.sync) {
@@ -208,7 +207,6 @@ impl SimNetwork {
             phones: (0..phones)
                 .map(|i| Phone {
                     peer_id: PeerId::new(format!("phone-{i}")),
-                    creator: i == 0,
                     doc: Automerge::new(),
                     sync: sync::State::new(),
                     conn: None,
@@ -237,9 +235,6 @@ impl SimNetwork {
 
     fn edit(&mut self, phone: usize, edit: &Edit) {
         let phone = &mut self.phones[phone];
-        if !phone.creator && !phone.has_doc() {
-            return; // not ready yet
-        }
         apply_edit(&mut phone.doc, edit);
         phone.send_sync();
     }
@@ -475,9 +470,9 @@ proptest! {
         }
         prop_assert!(net.server.unsaved().is_none());
         prop_assert_eq!(net.loaded_heads(), server, "the store lags the server");
-        // Once the creator made the board, it reached the server.
-        let created = ops.iter().any(|op| matches!(op, Op::Edit(0, _)));
-        prop_assert_eq!(net.server.exists(), created);
+        // Whatever a phone made reached the server.
+        let edited = ops.iter().any(|op| matches!(op, Op::Edit(..)));
+        prop_assert_eq!(net.server.exists(), edited);
     }
 }
 
