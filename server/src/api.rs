@@ -38,6 +38,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/labs", post(create_lab).get(list_labs))
         .route("/api/join", post(join))
+        .route("/api/session", get(session))
         .route("/api/labs/{lab_id}/facilitate", post(facilitate))
         .route("/api/labs/{lab_id}/join-code", post(rotate_join_code))
         .route("/api/labs/{lab_id}", axum::routing::delete(delete_lab))
@@ -508,6 +509,30 @@ async fn delete_lab(
     app.registry.delete(lab.doc_id).await?;
     tracing::info!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, "lab deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the caller's token allows, so a client can tell an expired or revoked token (401)
+/// from a network problem.
+async fn session(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Access>, ApiError> {
+    let token = bearer(&headers)?;
+    let expired = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid or expired token: join the lab again",
+        )
+    };
+    let grant = app.labs.grant(token).await?.ok_or_else(expired)?;
+    let lab = app.labs.get(&grant.lab_id).await?.ok_or_else(expired)?;
+    Ok(Json(Access::new(
+        Issued {
+            token: token.to_owned(),
+            grant,
+        },
+        lab.title,
+    )))
 }
 
 async fn not_found() -> ApiError {

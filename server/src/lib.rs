@@ -41,6 +41,7 @@ pub mod registry;
 pub mod secrets;
 pub mod storage;
 pub mod urls;
+pub mod web;
 
 pub use config::Config;
 
@@ -228,6 +229,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/sync", get(sync_socket))
         .route("/healthz", get(health))
         .merge(api::routes())
+        .merge(web::routes())
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {
@@ -240,7 +242,25 @@ pub fn router(app: Arc<AppState>) -> Router {
                 },
             ),
         )
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
+}
+
+/// Headers every answer carries: no MIME sniffing, no framing, no referrer (join links carry
+/// codes).
+async fn security_headers(mut response: Response) -> Response {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 /// `GET /sync?token=…`: the token is checked before the upgrade, since browsers cannot send
