@@ -1,0 +1,194 @@
+// Reading and writing the lab board document (schema v1, see protocol/src/board.rs).
+// Every reader treats every field as optional and ignores keys it does not know.
+// This module does not import Automerge: the functions it needs are passed in, so the join page
+// stays small and the logic is testable in Node.
+
+export const SCHEMA_VERSION = 1;
+
+/** The board document as stored. Values are `unknown` on purpose: always read them with `str`. */
+export interface BoardDoc {
+  schemaVersion?: unknown;
+  lab?: Record<string, unknown>;
+  categories?: Record<string, { label?: unknown; color?: unknown; order?: unknown } | undefined>;
+  notes?: Record<string, StoredNote | undefined>;
+}
+
+export interface StoredNote {
+  text?: unknown;
+  category?: unknown;
+  authorName?: unknown;
+  authorId?: unknown;
+  createdAt?: unknown;
+  children?: unknown;
+}
+
+export interface Category {
+  id: string;
+  label: string;
+  color: string;
+  order: number;
+}
+
+export interface Note {
+  id: string;
+  text: string;
+  category: string;
+  authorName: string;
+  authorId: string;
+  createdAt: number;
+  children: string[];
+}
+
+export interface LabInfo {
+  title: string;
+  school: string;
+  grade: string;
+  date: string;
+}
+
+export const FALLBACK_COLOR = "#64748b";
+
+/**
+ * A string field, whether it is stored as collaborative text (read as a JS string) or as a scalar
+ * string (read as an ImmutableString, which has `val` and `toString`).
+ */
+export function str(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value !== null && typeof value === "object" && "val" in value) {
+    const val = (value as { val: unknown }).val;
+    if (typeof val === "string") return val;
+  }
+  return "";
+}
+
+function num(value: unknown): number {
+  if (typeof value === "number" && Number.isFinite(value)) return value;
+  if (typeof value === "bigint") return Number(value);
+  return 0;
+}
+
+export function isColor(value: string): boolean {
+  return /^#[0-9a-fA-F]{6}$/.test(value);
+}
+
+export function readLab(doc: BoardDoc | undefined): LabInfo {
+  const lab = doc?.lab ?? {};
+  return { title: str(lab.title), school: str(lab.school), grade: str(lab.grade), date: str(lab.date) };
+}
+
+/** The board's categories in display order (by `order`, then label). */
+export function readCategories(doc: BoardDoc | undefined): Category[] {
+  const out: Category[] = [];
+  for (const [id, c] of Object.entries(doc?.categories ?? {})) {
+    if (!c || typeof c !== "object") continue;
+    const color = str(c.color);
+    out.push({
+      id,
+      label: str(c.label) || id,
+      color: isColor(color) ? color : FALLBACK_COLOR,
+      order: num(c.order),
+    });
+  }
+  return out.sort((a, b) => a.order - b.order || a.label.localeCompare(b.label) || a.id.localeCompare(b.id));
+}
+
+/** One note, or undefined when the entry is not a note with text. */
+export function readNote(id: string, n: StoredNote | undefined): Note | undefined {
+  if (!n || typeof n !== "object") return undefined;
+  const text = str(n.text);
+  if (text === "") return undefined;
+  const children = Array.isArray(n.children) ? n.children.map(str).filter((c) => c !== "") : [];
+  return {
+    id,
+    text,
+    category: str(n.category),
+    authorName: str(n.authorName),
+    authorId: str(n.authorId),
+    createdAt: num(n.createdAt),
+    children,
+  };
+}
+
+/** Every note, newest first (ties broken by id so the order is the same on every screen). */
+export function readNotes(doc: BoardDoc | undefined): Note[] {
+  const out: Note[] = [];
+  for (const [id, n] of Object.entries(doc?.notes ?? {})) {
+    const note = readNote(id, n);
+    if (note) out.push(note);
+  }
+  return out.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+export interface NoteInput {
+  text: string;
+  category: string;
+  authorName: string;
+  authorId: string;
+  createdAt: number;
+  children?: string[];
+}
+
+/**
+ * The value to put at `notes[id]`. `scalar` wraps a string as a scalar (Automerge's
+ * `ImmutableString`): only the author sets these fields, so they need no collaborative text.
+ */
+export function buildNote<S>(input: NoteInput, scalar: (s: string) => S) {
+  return {
+    text: scalar(input.text),
+    category: scalar(input.category),
+    authorName: scalar(input.authorName),
+    authorId: scalar(input.authorId),
+    createdAt: Math.round(input.createdAt),
+    children: (input.children ?? []).map(scalar),
+  };
+}
+
+/** The Automerge functions `waitingNoteIds` needs (from `@automerge/automerge`). */
+export interface HistoryOps {
+  hasHeads(doc: unknown, heads: string[]): boolean;
+  view(doc: unknown, heads: string[]): unknown;
+}
+
+/**
+ * The ids of my notes that the server has not acknowledged yet.
+ *
+ * `serverHeads` are the server's last known heads (hex change hashes). A note is acknowledged
+ * when the document as of those heads already holds it, i.e. when the change that created it is
+ * one of the heads or an ancestor of one. Heads this device has not received yet are skipped:
+ * what remains is a lower bound of what the server has, so a note is never shown as sent early.
+ */
+export function waitingNoteIds(
+  doc: BoardDoc,
+  myAuthorId: string,
+  serverHeads: readonly string[] | undefined,
+  ops: HistoryOps,
+): Set<string> {
+  const mine = readNotes(doc)
+    .filter((n) => n.authorId === myAuthorId)
+    .map((n) => n.id);
+  if (mine.length === 0) return new Set();
+  const known = (serverHeads ?? []).filter((h) => ops.hasHeads(doc, [h]));
+  if (known.length === 0) return new Set(mine);
+  const atServer = ops.view(doc, known) as BoardDoc;
+  const notes = atServer.notes ?? {};
+  return new Set(mine.filter((id) => !Object.prototype.hasOwnProperty.call(notes, id)));
+}
+
+/** `14:05` for a note's time, in the viewer's time zone. */
+export function formatTime(ms: number, locale?: string): string {
+  if (!ms) return "";
+  return new Date(ms).toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
+}
+
+/** How a note's group is labelled when its category is not one of the board's. */
+export const OTHER_CATEGORY: Category = { id: "_other", label: "Other", color: FALLBACK_COLOR, order: Number.MAX_SAFE_INTEGER };
+
+/** Notes grouped by category for the board's columns, each group newest first. */
+export function groupByCategory(categories: Category[], notes: Note[]): { category: Category; notes: Note[] }[] {
+  const groups = new Map(categories.map((c) => [c.id, [] as Note[]]));
+  const other: Note[] = [];
+  for (const n of notes) (groups.get(n.category) ?? other).push(n);
+  const out = categories.map((c) => ({ category: c, notes: groups.get(c.id) ?? [] }));
+  if (other.length > 0) out.push({ category: OTHER_CATEGORY, notes: other });
+  return out;
+}

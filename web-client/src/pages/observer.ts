@@ -1,0 +1,274 @@
+// `/lab/<labId>`: the observer's phone page. Write a note, pick a category, send; see everyone's
+// notes live. Works offline: notes are saved on the phone at once and sent when the network
+// returns.
+
+import { formatTime, readCategories, readLab, readNotes, type Category, type Note } from "../board";
+import { h, markReady, replace, setAttr, setText } from "../dom";
+import type { PageContext } from "../main";
+import { store } from "../store";
+import { cleanNoteText, MAX_NOTE_CHARS, possibleFullNames } from "../validate";
+import { openLab, type OpenLab } from "./lab";
+
+interface FeedItem {
+  li: HTMLLIElement;
+  meta: HTMLSpanElement;
+  time: HTMLTimeElement;
+  badge: HTMLSpanElement;
+}
+
+/** The line under the send button: what happened to my notes. */
+function statusText(waiting: number, online: boolean, justSent: boolean): string {
+  const notes = waiting === 1 ? "1 note is" : `${waiting} notes are`;
+  if (waiting > 0 && !online) return `Offline: ${notes} saved on this device and will be sent when the connection is back.`;
+  if (waiting > 0) return "Sending…";
+  return justSent ? "Sent ✓" : "";
+}
+
+export async function mountObserver(ctx: PageContext, labId: string, isAlive: () => boolean): Promise<() => void> {
+  document.title = "Observe · Labboard";
+  const deviceId = store.deviceId();
+  let lab: OpenLab | undefined;
+  let categories: Category[] = [];
+  let categoriesKey = "";
+  let selected = store.lastCategory(labId);
+  let lastSentAt = 0;
+
+  // Header: lab title, connection, my waiting notes.
+  const title = h("h1", { class: "topbar-title" }, store.lab(labId)?.title ?? "Lab");
+  const connection = h("span", { class: "conn", testid: "connection", "data-state": "offline", role: "status" }, "Offline");
+  const pendingCount = h("span", { testid: "pending-count" }, "0");
+  const pending = h("span", { class: "pending", "data-count": "0", title: "Your notes not yet on the server" }, pendingCount, " waiting");
+  const topbar = h(
+    "header",
+    { class: "topbar" },
+    title,
+    h("div", { class: "topbar-status" }, connection, pending),
+  );
+
+  // Composer.
+  const textarea = h("textarea", {
+    id: "note-text",
+    testid: "note-text",
+    class: "note-input",
+    rows: 4,
+    maxlength: MAX_NOTE_CHARS,
+    placeholder: "What did a child say, write or try?",
+    "aria-describedby": "note-hint",
+    disabled: true,
+  });
+  const nameWarning = h("p", { class: "name-warning", role: "status", hidden: true, testid: "name-warning" });
+  const chips = h("div", { class: "chips", role: "group", "aria-label": "Category" });
+  const send = h("button", { type: "submit", class: "btn btn-primary btn-block btn-send", testid: "note-send", disabled: true }, "Send");
+  const statusLine = h("p", { class: "status-line", role: "status", "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "composer", novalidate: true },
+    h("label", { for: "note-text", class: "sr-only" }, "Observation"),
+    textarea,
+    h("p", { id: "note-hint", class: "hint sr-only" }, "Describe what you saw. Use initials or an alias for children."),
+    nameWarning,
+    chips,
+    send,
+    statusLine,
+  );
+
+  // Feed.
+  const feedCount = h("span", { class: "feed-count" }, "");
+  const feedList = h("ol", { class: "feed-list", "aria-live": "off" });
+  const feedEmpty = h("p", { class: "feed-empty" }, "Loading the board…");
+  const access = store.lab(labId);
+  const footer = h(
+    "footer",
+    { class: "page-footer" },
+    h("span", {}, "You are ", h("strong", {}, access?.name ?? ""), ". "),
+    access?.role === "facilitator" ? h("a", { href: `/lab/${labId}/board` }, "Projector board") : null,
+    access?.role === "facilitator" ? " · " : null,
+    h("a", { href: "/" }, "Other lab"),
+  );
+
+  replace(
+    ctx.root,
+    h(
+      "div",
+      { class: "observer" },
+      topbar,
+      h(
+        "main",
+        { class: "page page-phone" },
+        form,
+        h("section", { class: "feed", "aria-labelledby": "feed-heading" }, h("h2", { id: "feed-heading", class: "feed-heading" }, "Notes ", feedCount), feedEmpty, feedList),
+        footer,
+      ),
+    ),
+  );
+
+  const updateSend = () => {
+    const ready = !!lab?.conn.doc();
+    send.disabled = !ready || cleanNoteText(textarea.value) === undefined;
+    const names = possibleFullNames(textarea.value);
+    nameWarning.hidden = names.length === 0;
+    if (names.length > 0) {
+      nameWarning.textContent = `“${names[0]}” looks like a full name. Use initials or an alias for children.`;
+    }
+  };
+  textarea.addEventListener("input", () => {
+    // A new draft: "Sent ✓" belonged to the previous note.
+    if (lastSentAt !== 0 && textarea.value !== "") {
+      lastSentAt = 0;
+      render();
+    }
+    updateSend();
+  });
+  textarea.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = cleanNoteText(textarea.value);
+    if (!text || !lab) return;
+    const category = selected ?? categories[0]?.id ?? "";
+    try {
+      lab.conn.addNote({ text, category });
+    } catch (err) {
+      statusLine.textContent = `Not saved: ${err instanceof Error ? err.message : String(err)}`;
+      return;
+    }
+    textarea.value = "";
+    lastSentAt = Date.now();
+    updateSend();
+    render();
+    textarea.focus();
+  });
+
+  const renderChips = () => {
+    const key = JSON.stringify(categories);
+    if (!categories.some((c) => c.id === selected)) selected = categories[0]?.id;
+    if (key !== categoriesKey) {
+      categoriesKey = key;
+      replace(
+        chips,
+        ...categories.map((c) => {
+          const chip = h("button", { type: "button", class: "chip", testid: "category-chip", "data-category": c.id, "aria-pressed": "false" }, h("span", { class: "chip-dot", "aria-hidden": "true" }), c.label);
+          chip.style.setProperty("--cat", c.color);
+          chip.addEventListener("click", () => {
+            selected = c.id;
+            store.setLastCategory(labId, c.id);
+            renderChips();
+          });
+          return chip;
+        }),
+      );
+    }
+    for (const chip of chips.querySelectorAll<HTMLButtonElement>(".chip")) {
+      setAttr(chip, "aria-pressed", String(chip.dataset.category === selected));
+    }
+  };
+
+  const items = new Map<string, FeedItem>();
+  const makeItem = (n: Note): FeedItem => {
+    const meta = h("span", { class: "feed-meta-text" });
+    const time = h("time", { class: "feed-time" });
+    const badge = h("span", { class: "badge" });
+    const li = h(
+      "li",
+      { class: "feed-note", testid: "feed-note", "data-note-id": n.id },
+      h("div", { class: "feed-meta" }, h("span", { class: "chip-dot", "aria-hidden": "true" }), meta, time, badge),
+      h("p", { class: "note-body", testid: "note-body" }, n.text),
+    );
+    return { li, meta, time, badge };
+  };
+
+  const renderFeed = (notes: Note[], waiting: Set<string>) => {
+    const byId = new Map(categories.map((c) => [c.id, c]));
+    const seen = new Set<string>();
+    let prev: Element | null = null;
+    for (const n of notes) {
+      seen.add(n.id);
+      let item = items.get(n.id);
+      if (!item) {
+        item = makeItem(n);
+        items.set(n.id, item);
+      }
+      const cat = byId.get(n.category);
+      item.li.style.setProperty("--cat", cat?.color ?? "#64748b");
+      const mine = n.authorId === deviceId;
+      setText(item.meta, `${cat?.label ?? "Other"} · ${mine ? "you" : n.authorName || "someone"}`);
+      setText(item.time, formatTime(n.createdAt));
+      setAttr(item.time, "datetime", new Date(n.createdAt || 0).toISOString());
+      const status = waiting.has(n.id) ? "waiting" : "synced";
+      setAttr(item.li, "data-status", status);
+      item.li.classList.toggle("is-mine", mine);
+      setText(item.badge, mine ? (status === "waiting" ? "waiting" : "sent ✓") : "");
+      item.badge.hidden = !mine;
+      // Keep DOM order = notes order, moving only what is out of place.
+      const want: Element | null = prev ? prev.nextElementSibling : feedList.firstElementChild;
+      if (want !== item.li) feedList.insertBefore(item.li, want);
+      prev = item.li;
+    }
+    for (const [id, item] of items) {
+      if (!seen.has(id)) {
+        item.li.remove();
+        items.delete(id);
+      }
+    }
+    setText(feedCount, notes.length ? `(${notes.length})` : "");
+    feedEmpty.hidden = notes.length > 0;
+    setText(feedEmpty, "No notes yet. Yours will be the first.");
+  };
+
+  const render = () => {
+    if (!lab) return;
+    const online = lab.conn.socket.online;
+    setAttr(connection, "data-state", online ? "online" : "offline");
+    setText(connection, online ? "Online" : navigator.onLine ? "Offline · reconnecting" : "Offline");
+    const doc = lab.conn.doc();
+    if (!doc) return;
+    const info = readLab(doc);
+    if (info.title) {
+      setText(title, info.title);
+      document.title = `${info.title} · Labboard`;
+    }
+    categories = readCategories(doc);
+    renderChips();
+    const waiting = lab.conn.waiting();
+    setText(pendingCount, String(waiting.size));
+    setAttr(pending, "data-count", String(waiting.size));
+    setText(statusLine, statusText(waiting.size, online, Date.now() - lastSentAt < 6_000));
+    renderFeed(readNotes(doc), waiting);
+    updateSend();
+  };
+
+  const ui = {
+    render,
+    status: (message: string | undefined) => {
+      setText(feedEmpty, message ?? "");
+      feedEmpty.hidden = !message;
+    },
+  };
+
+  lab = await openLab(ctx, labId, ui, isAlive);
+  if (!lab) return () => undefined;
+  const opened = lab;
+  textarea.disabled = false;
+  render();
+  markReady();
+
+  // If notes wait while we look connected, the socket may be silently dead: replace it.
+  const watchdog = setInterval(() => {
+    const c = opened.conn;
+    if (c.socket.online && c.waiting().size > 0 && Date.now() - c.lastProgressAt > 20_000) {
+      c.lastProgressAt = Date.now();
+      c.socket.nudge(true);
+    }
+    render(); // connection text, relative state
+  }, 5_000);
+
+  return () => {
+    clearInterval(watchdog);
+    void opened.conn.close();
+  };
+}
