@@ -374,7 +374,9 @@ async fn list_labs(
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Access {
-    token: String,
+    /// Absent from `/api/session`, whose caller already has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
     doc_url: String,
     lab_id: String,
     title: String,
@@ -382,10 +384,15 @@ struct Access {
     name: String,
     /// Milliseconds since the epoch.
     expires_at: i64,
+    /// The current join code and link, for facilitators (the board shows them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    join_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    join_url: Option<String>,
 }
 
 impl Access {
-    fn new(issued: Issued, title: String) -> Self {
+    fn new(app: &AppState, issued: Issued, lab: Lab) -> Self {
         let Grant {
             lab_id,
             doc_id,
@@ -393,14 +400,19 @@ impl Access {
             name,
             expires_at,
         } = issued.grant;
+        let join_code = (role == Role::Facilitator)
+            .then_some(lab.join_code)
+            .flatten();
         Self {
-            token: issued.token,
+            token: Some(issued.token),
             doc_url: doc_id.url(),
             lab_id,
-            title,
+            title: lab.title,
             role,
             name,
             expires_at,
+            join_url: join_code.as_deref().map(|code| app.join_url(code)),
+            join_code,
         }
     }
 }
@@ -433,7 +445,7 @@ async fn join(
     };
     let issued = app.labs.issue(&lab, Role::Observer, name).await?;
     tracing::info!(lab_id = %lab.lab_id, "observer joined");
-    Ok(Json(Access::new(issued, lab.title)))
+    Ok(Json(Access::new(&app, issued, lab)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -468,7 +480,7 @@ async fn facilitate(
     };
     let issued = app.labs.issue(&lab, Role::Facilitator, name).await?;
     tracing::info!(lab_id = %lab.lab_id, "facilitator signed in");
-    Ok(Json(Access::new(issued, lab.title)))
+    Ok(Json(Access::new(&app, issued, lab)))
 }
 
 #[derive(Debug, Serialize)]
@@ -526,13 +538,16 @@ async fn session(
     };
     let grant = app.labs.grant(token).await?.ok_or_else(expired)?;
     let lab = app.labs.get(&grant.lab_id).await?.ok_or_else(expired)?;
-    Ok(Json(Access::new(
+    let mut access = Access::new(
+        &app,
         Issued {
-            token: token.to_owned(),
+            token: String::new(),
             grant,
         },
-        lab.title,
-    )))
+        lab,
+    );
+    access.token = None;
+    Ok(Json(access))
 }
 
 async fn not_found() -> ApiError {
