@@ -331,27 +331,22 @@ pub struct DocActor {
 }
 
 impl DocActor {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: DocumentId,
         generation: u64,
-        server_peer: PeerId,
-        store: Arc<dyn Storage>,
-        registry: Arc<Registry>,
         rx: mpsc::Receiver<DocCommand>,
-        stop: CancellationToken,
-        settings: ActorSettings,
+        registry: Arc<Registry>,
     ) -> Self {
         Self {
             id,
             generation,
-            server_peer,
-            store,
+            server_peer: registry.server_peer.clone(),
+            store: Arc::clone(&registry.store),
+            stop: registry.stop.child_token(),
+            settings: registry.settings,
             registry,
             rx,
             outboxes: HashMap::new(),
-            stop,
-            settings,
             last_seq: None,
             chunks_since_snapshot: 0,
         }

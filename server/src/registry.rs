@@ -16,11 +16,12 @@ use crate::storage::{Storage, StorageError};
 pub struct Registry {
     // std Mutex: held only for map operations, never across an await.
     docs: Mutex<Docs>,
-    server_peer: PeerId,
-    store: Arc<dyn Storage>,
+    pub(crate) server_peer: PeerId,
+    pub(crate) store: Arc<dyn Storage>,
     tracker: TaskTracker,
-    stop: CancellationToken,
-    settings: ActorSettings,
+    /// Parent of every actor's stop token.
+    pub(crate) stop: CancellationToken,
+    pub(crate) settings: ActorSettings,
 }
 
 #[derive(Default)]
@@ -70,16 +71,7 @@ impl Registry {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         let handle = DocHandle { tx, generation };
         docs.open.insert(id, handle.clone());
-        let actor = DocActor::new(
-            id,
-            generation,
-            self.server_peer.clone(),
-            Arc::clone(&self.store),
-            Arc::clone(self),
-            rx,
-            self.stop.child_token(),
-            self.settings,
-        );
+        let actor = DocActor::new(id, generation, rx, Arc::clone(self));
         self.tracker.spawn(
             actor
                 .run()

@@ -494,3 +494,33 @@ pub async fn http_raw(
         body: body.to_owned(),
     }
 }
+
+/// Adds a note to a board's `notes` map (as a scalar string, under `id`).
+pub fn add_note(handle: &labboard_protocol::client::DocHandle, id: &str, text: &str) {
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+    handle.change(|tx| {
+        let notes = tx
+            .get(automerge::ROOT, "notes")
+            .expect("read notes")
+            .expect("notes exist")
+            .1;
+        tx.put(&notes, id, text).expect("put note");
+    });
+}
+
+/// Number of notes on a board.
+pub fn note_count(doc: &automerge::Automerge) -> usize {
+    use automerge::ReadDoc;
+    doc.get(automerge::ROOT, "notes")
+        .ok()
+        .flatten()
+        .map_or(0, |(_, notes)| doc.length(&notes))
+}
+
+/// The text of note `id`, if the board has it.
+pub fn note(doc: &automerge::Automerge, id: &str) -> Option<String> {
+    use automerge::ReadDoc;
+    let (_, notes) = doc.get(automerge::ROOT, "notes").ok()??;
+    read_string(doc, &notes, id)
+}

@@ -10,12 +10,11 @@
 use std::time::Duration;
 
 use automerge::sync::SyncDoc;
-use automerge::transaction::Transactable;
-use automerge::{Automerge, ReadDoc, ROOT};
+use automerge::Automerge;
 use labboard::outbox::OUTBOX_CAPACITY;
-use labboard_protocol::client::{Client, DocHandle};
+use labboard_protocol::client::Client;
 use labboard_protocol::{Message, PeerId};
-use labboard_tests::{within, Lab, RawPeer, TestServer};
+use labboard_tests::{add_note, note_count, within, Lab, RawPeer, TestServer};
 
 /// Size of each note's text: large, so that a few hundred notes fill the socket buffers.
 const NOTE_BYTES: usize = 32 * 1024;
@@ -62,24 +61,6 @@ fn note_text(n: usize) -> String {
     (0..NOTE_BYTES)
         .map(|i| char::from(b'a' + ((i + n) % 26) as u8))
         .collect()
-}
-
-fn add_note(handle: &DocHandle, id: &str, text: &str) {
-    handle.change(|tx| {
-        let notes = tx
-            .get(ROOT, "notes")
-            .expect("read notes")
-            .expect("notes exist")
-            .1;
-        tx.put(&notes, id, text).expect("put note");
-    });
-}
-
-fn note_count(doc: &Automerge) -> usize {
-    doc.get(ROOT, "notes")
-        .ok()
-        .flatten()
-        .map_or(0, |(_, notes)| doc.length(&notes))
 }
 
 /// Open WebSocket connections, from `GET /healthz`.

@@ -7,7 +7,7 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ROOT};
 use labboard_protocol::client::{Client, ClientError, DocHandle};
 use labboard_protocol::{DocumentId, Message, PeerId};
-use labboard_tests::{within, Lab, RawPeer, TestServer};
+use labboard_tests::{add_note, note, note_count, within, Lab, RawPeer, TestServer};
 
 /// Joins `lab` as `name` and connects with the token, as a phone does after scanning the code.
 async fn connect(server: &TestServer, lab: &Lab, name: &str) -> Client {
@@ -37,30 +37,6 @@ fn local_board(marker: &str) -> Automerge {
     })
     .expect("initial change");
     doc
-}
-
-fn add_note(handle: &DocHandle, id: &str, text: &str) {
-    handle.change(|tx| {
-        let notes = tx
-            .get(ROOT, "notes")
-            .expect("read notes")
-            .expect("notes exist")
-            .1;
-        tx.put(&notes, id, text).expect("put note");
-    });
-}
-
-fn note_count(doc: &Automerge) -> usize {
-    doc.get(ROOT, "notes")
-        .ok()
-        .flatten()
-        .map_or(0, |(_, notes)| doc.length(&notes))
-}
-
-fn note(doc: &Automerge, id: &str) -> Option<String> {
-    let (_, notes) = doc.get(ROOT, "notes").ok()??;
-    let (value, _) = doc.get(&notes, id).ok()??;
-    value.as_str().map(str::to_owned)
 }
 
 #[tokio::test]
