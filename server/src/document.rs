@@ -6,6 +6,9 @@
 //! 3. only then generate sync messages, which advertise the new heads, for every peer.
 //!
 //! A phone that saw its change acknowledged can therefore rely on it surviving a `kill -9`.
+//!
+//! A stored lab board of an older schema is upgraded as the actor loads it, by one change of the
+//! server's own replica, and that change is stored before any peer is served.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::time::Duration;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, ChangeHash};
-use labboard_protocol::{DocumentId, Message, PeerId};
+use labboard_protocol::{board, DocumentId, Message, PeerId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +55,8 @@ pub enum DocError {
     Apply(#[source] automerge::AutomergeError),
     #[error("stored document could not be loaded: {0}")]
     Load(#[source] automerge::AutomergeError),
+    #[error("stored board could not be upgraded: {0}")]
+    Upgrade(#[source] automerge::AutomergeError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -98,6 +103,13 @@ impl DocState {
             saved_heads,
             ephemeral_seen: HashMap::new(),
         }
+    }
+
+    /// Brings a board of an older schema to the current one ([`board::upgrade`]), as one change
+    /// by this replica's actor; leaves anything else alone. True if it made a change, which is
+    /// unsaved like any other until [`Self::mark_saved`].
+    pub fn upgrade_board(&mut self) -> Result<bool, DocError> {
+        board::upgrade(&mut self.doc).map_err(DocError::Upgrade)
     }
 
     pub fn doc(&self) -> &Automerge {
@@ -423,7 +435,14 @@ impl DocActor {
             Some(stored) => {
                 self.last_seq = stored.last_seq;
                 self.chunks_since_snapshot = stored.chunks.len();
-                DocState::load(self.id, self.server_peer.clone(), &stored.concatenated())
+                let mut state =
+                    DocState::load(self.id, self.server_peer.clone(), &stored.concatenated())?;
+                // Old boards are upgraded before anyone sees them, and stored like any change.
+                if state.upgrade_board()? {
+                    self.persist(&mut state).await?;
+                    tracing::info!(schema = board::BOARD_SCHEMA_VERSION, "board upgraded");
+                }
+                Ok(state)
             }
         }
     }
@@ -558,5 +577,47 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ReadDoc, ROOT};
+
+    use super::*;
+
+    fn loaded(build: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) -> DocState {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        build(&mut tx);
+        tx.commit();
+        DocState::load(DocumentId::random(), PeerId::from("server"), &doc.save()).unwrap()
+    }
+
+    #[test]
+    fn an_old_board_is_upgraded_as_an_unsaved_change() {
+        let mut state = loaded(|tx| {
+            tx.put(ROOT, "schemaVersion", 1_u64).unwrap();
+            tx.put_object(ROOT, "lab", ObjType::Map).unwrap();
+            tx.put_object(ROOT, "notes", ObjType::Map).unwrap();
+        });
+        assert!(state.unsaved().is_none());
+        assert!(state.upgrade_board().unwrap());
+        let (_, heads) = state.unsaved().expect("the upgrade is not stored yet");
+        let version = state.doc().get(ROOT, "schemaVersion").unwrap().unwrap().0;
+        assert_eq!(version.as_u64(), Some(board::BOARD_SCHEMA_VERSION));
+        state.mark_saved(heads);
+        assert!(!state.upgrade_board().unwrap(), "nothing more to do");
+        assert!(state.unsaved().is_none());
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_board_is_not_upgraded() {
+        let mut state = loaded(|tx| {
+            tx.put(ROOT, "title", "someone else's document").unwrap();
+        });
+        assert!(!state.upgrade_board().unwrap());
+        assert!(state.unsaved().is_none());
     }
 }

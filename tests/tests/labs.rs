@@ -238,7 +238,7 @@ async fn a_joined_js_client_sees_the_board_and_syncs_with_the_facilitator() {
 
     let mut js = js_peer(&server.sync_url(&token), "js-ana").await;
     let board = js.find(&lab.doc_url).await.expect("JS finds the lab board");
-    assert_eq!(board["schemaVersion"], 1, "{board}");
+    assert_eq!(board["schemaVersion"], 2, "{board}");
     assert_eq!(board["lab"]["title"], "Making ten", "{board}");
     assert_eq!(board["lab"]["date"], "2026-11-23", "{board}");
     assert!(
