@@ -20,7 +20,7 @@ use tracing::field::{display, Empty};
 
 use crate::document::{ConnId, DocCommand, DocHandle, SyncKind};
 use crate::labs::Grant;
-use crate::outbox::{Kick, Outbox, Outgoing};
+use crate::outbox::{Kick, Outbox, OutboxReceiver, Outgoing};
 use crate::AppState;
 
 /// Documents one connection may have open at once; a phone needs one or two.
@@ -514,7 +514,7 @@ async fn send_all(sink: &mut Sink, messages: Vec<Message>) -> Result<(), String>
 /// Writes one outgoing item and whatever else is already queued, with one flush.
 async fn write_outgoing(
     sink: &mut Sink,
-    outbox: &mut tokio::sync::mpsc::Receiver<Outgoing>,
+    outbox: &mut OutboxReceiver,
     first: Outgoing,
 ) -> Result<Option<Ending>, String> {
     let mut next = Some(first);
@@ -533,7 +533,7 @@ async fn write_outgoing(
             }
         }
         if written < MAX_WRITE_BATCH {
-            next = outbox.try_recv().ok();
+            next = outbox.try_recv();
         }
     }
     sink.flush().await.map_err(|err| err.to_string())?;
