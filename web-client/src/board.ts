@@ -1,9 +1,10 @@
-// Reading and writing the lab board document (schema v1, see protocol/src/board.rs).
+// Reading and writing the lab board document (schema v2, see protocol/src/board.rs; the run —
+// phases, time-outs, reactions, agreements — is in labrun.ts).
 // Every reader treats every field as optional and ignores keys it does not know.
 // This module does not import Automerge: the functions it needs are passed in, so the join page
 // stays small and the logic is testable in Node.
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The board document as stored. Values are `unknown` on purpose: always read them with `str`. */
 export interface BoardDoc {
@@ -20,6 +21,11 @@ export interface StoredNote {
   authorId?: unknown;
   createdAt?: unknown;
   children?: unknown;
+  reactions?: unknown;
+  phase?: unknown;
+  minute?: unknown;
+  timeoutId?: unknown;
+  editedAt?: unknown;
 }
 
 export interface Category {
@@ -29,7 +35,17 @@ export interface Category {
   order: number;
 }
 
-export interface Note {
+/** What a note says about the lab's run (schema v2); every field may be missing. */
+export interface NoteRun {
+  phase?: string;
+  minute?: number;
+  timeoutId?: string;
+  /** Device ids that said "I saw that too"; undefined when the note has no `reactions` map. */
+  reactions?: string[];
+  editedAt?: number;
+}
+
+export interface Note extends NoteRun {
   id: string;
   text: string;
   category: string;
@@ -106,7 +122,23 @@ export function readNote(id: string, n: StoredNote | undefined): Note | undefine
     authorId: str(n.authorId),
     createdAt: num(n.createdAt),
     children,
+    ...readNoteRun(n),
   };
+}
+
+/** The run fields of a stored note (phase, minute, time-out, reactions, edit time). */
+export function readNoteRun(n: StoredNote): NoteRun {
+  const out: NoteRun = {};
+  const phase = str(n.phase);
+  if (phase) out.phase = phase;
+  if (typeof n.minute === "number" || typeof n.minute === "bigint") out.minute = Math.max(0, Math.floor(num(n.minute)));
+  const timeoutId = str(n.timeoutId);
+  if (timeoutId) out.timeoutId = timeoutId;
+  if (n.reactions !== null && typeof n.reactions === "object" && !Array.isArray(n.reactions)) {
+    out.reactions = Object.keys(n.reactions).sort();
+  }
+  if (typeof n.editedAt === "number" || typeof n.editedAt === "bigint") out.editedAt = num(n.editedAt);
+  return out;
 }
 
 /** Every note, newest first (ties broken by id so the order is the same on every screen). */
@@ -126,6 +158,9 @@ export interface NoteInput {
   authorId: string;
   createdAt: number;
   children?: string[];
+  phase?: string;
+  minute?: number;
+  timeoutId?: string;
 }
 
 /**
@@ -140,6 +175,11 @@ export function buildNote<S>(input: NoteInput, scalar: (s: string) => S) {
     authorId: scalar(input.authorId),
     createdAt: Math.round(input.createdAt),
     children: (input.children ?? []).map(scalar),
+    // Every new note has its (empty) reactions map: nobody may create it later, concurrently.
+    reactions: {},
+    ...(input.phase ? { phase: scalar(input.phase) } : {}),
+    ...(input.minute !== undefined ? { minute: Math.max(0, Math.floor(input.minute)) } : {}),
+    ...(input.timeoutId ? { timeoutId: scalar(input.timeoutId) } : {}),
   };
 }
 

@@ -21,6 +21,7 @@ import { backoffDelay, nudgeDelay } from "./backoff";
 import { randomUuid } from "./ids";
 import { syncUrl } from "./routes";
 import { buildNote, waitingNoteIds, type BoardDoc, type HistoryOps, type NoteInput } from "./board";
+import { runFieldsForNewNote, type RunDoc } from "./labrun";
 import { PRESENCE_INTERVAL_MS, PresenceTracker, type PresenceMessage } from "./presence";
 import type { Store } from "./store";
 
@@ -275,23 +276,59 @@ export class LabConnection {
     return waitingNoteIds(doc, this.#opts.deviceId, this.serverHeads, Automerge as unknown as HistoryOps);
   }
 
-  /** Adds a note: saved to IndexedDB at once, sent to the server when connected. Returns its id. */
-  addNote(input: Omit<NoteInput, "authorId" | "authorName" | "createdAt">): string {
+  /**
+   * Adds a note: saved to IndexedDB at once, sent to the server when connected. It records the
+   * current phase, the minute into it and the running time-out. Returns its id.
+   */
+  addNote(input: Omit<NoteInput, "authorId" | "authorName" | "createdAt" | "phase" | "minute" | "timeoutId">): string {
     const handle = this.handle;
     if (!handle?.isReady()) throw new Error("the board is not loaded yet");
+    // Never create a missing top-level map: another device could create it at the same time.
+    if (!handle.doc().notes) throw new Error("the board is not ready for notes yet");
     const id = randomUuid();
+    const now = Date.now();
     const note = buildNote(
-      { ...input, authorId: this.#opts.deviceId, authorName: this.#opts.name, createdAt: Date.now() },
+      { ...input, ...runFieldsForNewNote(handle.doc(), now), authorId: this.#opts.deviceId, authorName: this.#opts.name, createdAt: now },
       (s) => new ImmutableString(s),
     );
     handle.change((d) => {
-      d.notes ??= {};
-      (d.notes as Record<string, unknown>)[id] = note;
+      if (d.notes) (d.notes as Record<string, unknown>)[id] = note;
     });
     this.lastProgressAt = Date.now();
     // Write it to IndexedDB now rather than after the repo's save debounce.
     void this.repo.flush([handle.documentId]).catch(() => undefined);
     return id;
+  }
+
+  /**
+   * Applies one of labrun.ts's writers (`fn` gets the draft, the time and the scalar wrapper and
+   * says whether it changed anything), then saves to IndexedDB at once.
+   */
+  run(fn: (d: RunDoc, now: number, scalar: (s: string) => unknown) => boolean): boolean {
+    const handle = this.handle;
+    if (!handle?.isReady()) return false;
+    let changed = false;
+    const now = Date.now();
+    handle.change((d) => {
+      changed = fn(d as RunDoc, now, (s) => new ImmutableString(s));
+    });
+    if (changed) {
+      this.lastProgressAt = Date.now();
+      void this.repo.flush([handle.documentId]).catch(() => undefined);
+    }
+    return changed;
+  }
+
+  get deviceId(): string {
+    return this.#opts.deviceId;
+  }
+
+  get name(): string {
+    return this.#opts.name;
+  }
+
+  get role(): string {
+    return this.#opts.role;
   }
 
   #presenceMessage(message: unknown): void {

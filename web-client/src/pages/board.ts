@@ -4,6 +4,22 @@
 import { api, checkSession } from "../api";
 import { formatTime, groupByCategory, readCategories, readLab, readNotes, type Note } from "../board";
 import { h, markReady, replace, setAttr, setText } from "../dom";
+import { randomUuid } from "../ids";
+import {
+  callTimeout,
+  canEndTimeout,
+  currentPhaseId,
+  endTimeouts,
+  formatTimer,
+  isLesson,
+  nextPhase,
+  readPhases,
+  readTimeouts,
+  runningTimeout,
+  setCurrentPhase,
+  timeline,
+  type RunDoc,
+} from "../labrun";
 import type { PageContext } from "../main";
 import { applyTheme, currentTheme } from "../theme";
 import { qrSvg } from "../qr";
@@ -21,7 +37,11 @@ interface Column {
 interface Card {
   li: HTMLLIElement;
   meta: HTMLParagraphElement;
+  reactions: HTMLSpanElement;
+  timeout: HTMLSpanElement;
 }
+
+type View = "columns" | "timeline";
 
 function shortUrl(url: string): string {
   return url.replace(/^https?:\/\//, "");
@@ -51,6 +71,77 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   const fullscreen = h("button", { type: "button", class: "btn btn-small", "aria-label": "Full screen" }, "Full screen");
   const status = h("p", { class: "board-status", role: "status", hidden: true });
   const columnsEl = h("main", { class: "columns", "aria-label": "Notes by category" });
+
+  // The run: phases, the next-phase button, the time-out banner, the view toggle.
+  const phaseList = h("ol", { class: "phase-steps" });
+  const phaseNext = h("button", { type: "button", class: "btn btn-primary btn-phase-next", testid: "phase-next", hidden: true });
+  const phaseBar = h("nav", { class: "phase-bar", testid: "phase-bar", "aria-label": "Phases", hidden: true }, phaseList, phaseNext);
+  const timeoutCaller = h("span", { class: "board-timeout-caller", testid: "timeout-caller" });
+  const timeoutTimer = h("span", { class: "board-timeout-timer mono", testid: "timeout-timer", role: "timer" }, "00:00");
+  const timeoutEnd = h("button", { type: "button", class: "btn btn-small", testid: "timeout-end", hidden: true }, "End time-out");
+  const timeoutBanner = h(
+    "div",
+    { class: "board-timeout", testid: "timeout-banner", role: "status", hidden: true },
+    h("span", { class: "timeout-t", "aria-hidden": "true" }, "T"),
+    h("strong", {}, "Time-out"),
+    timeoutCaller,
+    timeoutTimer,
+    timeoutEnd,
+  );
+  const timeoutCall = h("button", { type: "button", class: "btn btn-timeout btn-board-timeout", testid: "timeout-call", hidden: true }, h("span", { class: "timeout-t", "aria-hidden": "true" }, "T"), "Record a time-out");
+  const viewColumns = h("button", { type: "button", class: "btn btn-small", testid: "view-toggle", "data-view": "columns", "aria-pressed": "true" }, "Columns");
+  const viewTimeline = h("button", { type: "button", class: "btn btn-small", testid: "view-toggle", "data-view": "timeline", "aria-pressed": "false" }, "Timeline");
+  const viewToggle = h("div", { class: "view-toggle", role: "group", "aria-label": "View" }, viewColumns, viewTimeline);
+  const runRow = h("div", { class: "board-run" }, phaseBar, timeoutCall, timeoutBanner, viewToggle);
+  const timelinePhase = h("select", { class: "input timeline-phase", testid: "timeline-phase", "aria-label": "Phase shown" });
+  const timelineTitle = h("h2", { class: "timeline-title" }, "Minute by minute");
+  const timelineRows = h("ol", { class: "timeline-rows" });
+  const timelineEmpty = h("p", { class: "column-empty" }, "No notes in this phase yet");
+  const timelineEl = h(
+    "main",
+    { class: "timeline", testid: "timeline", hidden: true, "aria-label": "Notes minute by minute" },
+    h("div", { class: "timeline-head" }, timelineTitle, timelinePhase),
+    timelineEmpty,
+    timelineRows,
+  );
+  let view: View = "columns";
+  /** The phase the timeline shows; undefined follows the current phase. */
+  let timelineChoice: string | undefined;
+  const setView = (v: View) => {
+    view = v;
+    setAttr(viewColumns, "aria-pressed", String(v === "columns"));
+    setAttr(viewTimeline, "aria-pressed", String(v === "timeline"));
+    columnsEl.hidden = v !== "columns";
+    timelineEl.hidden = v !== "timeline";
+    render();
+  };
+  viewColumns.addEventListener("click", () => setView("columns"));
+  viewTimeline.addEventListener("click", () => setView("timeline"));
+  timelinePhase.addEventListener("change", () => {
+    timelineChoice = timelinePhase.value || undefined;
+    render();
+  });
+  const isFacilitator = () => lab?.conn.role === "facilitator";
+  const goToPhase = (id: string) => {
+    if (!isFacilitator()) return;
+    lab?.conn.run((d, now, scalar) => setCurrentPhase(d, id, now, scalar));
+    render();
+  };
+  phaseNext.addEventListener("click", () => {
+    const id = phaseNext.dataset.phase;
+    if (id) goToPhase(id);
+  });
+  timeoutEnd.addEventListener("click", () => {
+    lab?.conn.run((d, now) => endTimeouts(d, now));
+    render();
+  });
+  timeoutCall.addEventListener("click", () => {
+    const conn = lab?.conn;
+    if (!conn) return;
+    const me = { name: conn.name || "Facilitator", deviceId: conn.deviceId };
+    conn.run((d, now, scalar) => callTimeout(d, randomUuid(), me, now, scalar));
+    render();
+  });
 
   const syncThemeButton = () => {
     const dark = currentTheme() === "dark";
@@ -83,7 +174,9 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
         h("div", { class: "board-tools" }, presence, connection, h("div", { class: "board-buttons" }, themeToggle, fullscreen)),
       ),
       status,
+      runRow,
       columnsEl,
+      timelineEl,
     ),
   );
 
@@ -142,14 +235,128 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
 
   const makeCard = (n: Note): Card => {
     const meta = h("p", { class: "board-note-meta" });
+    const reactions = h("span", { class: "board-reactions", testid: "board-note-reactions", title: "People who saw that too", hidden: true });
+    const timeout = h("span", { class: "timeout-marker", testid: "board-note-timeout", hidden: true }, "T time-out");
     const li = h(
       "li",
       { class: "board-note", testid: "board-note", "data-note-id": n.id },
       h("p", { class: "note-body", testid: "note-body" }, n.text),
-      meta,
+      h("div", { class: "board-note-foot" }, meta, timeout, reactions),
     );
     li.addEventListener("animationend", () => li.classList.remove("is-new"));
-    return { li, meta };
+    return { li, meta, reactions, timeout };
+  };
+
+  const updateCard = (card: Card, n: Note) => {
+    setText(card.li.querySelector(".note-body")!, n.text);
+    setText(card.meta, [n.authorName, formatTime(n.createdAt), n.minute !== undefined ? `min ${n.minute}` : ""].filter(Boolean).join(" · "));
+    const count = n.reactions?.length ?? 0;
+    setText(card.reactions, `+${count} saw it too`);
+    setAttr(card.reactions, "data-count", String(count));
+    card.reactions.hidden = count === 0;
+    card.timeout.hidden = !n.timeoutId;
+    if (n.timeoutId) setAttr(card.timeout, "data-timeout-id", n.timeoutId);
+  };
+
+  let phaseKey = "";
+  const renderRun = (doc: RunDoc) => {
+    const now = Date.now();
+    const phases = readPhases(doc);
+    const current = currentPhaseId(doc);
+    phaseBar.hidden = phases.length === 0;
+    const key = JSON.stringify([phases.map((p) => [p.id, p.label]), current, isFacilitator()]);
+    if (key !== phaseKey) {
+      phaseKey = key;
+      replace(
+        phaseList,
+        ...phases.map((p) => {
+          const b = h(
+            "button",
+            { type: "button", class: "phase-step", testid: "phase-item", "data-phase": p.id, "aria-current": p.id === current ? "step" : undefined, disabled: !isFacilitator() },
+            p.label,
+          );
+          b.addEventListener("click", () => goToPhase(p.id));
+          return h("li", {}, b);
+        }),
+      );
+      // The timeline's phase chooser.
+      replace(
+        timelinePhase,
+        h("option", { value: "" }, "Current phase"),
+        ...phases.map((p) => h("option", { value: p.id, selected: p.id === timelineChoice }, p.label)),
+      );
+    }
+    for (const b of phaseList.querySelectorAll<HTMLButtonElement>(".phase-step")) {
+      const p = phases.find((x) => x.id === b.dataset.phase);
+      b.classList.toggle("is-done", !!p && p.id !== current && p.endedAt !== undefined);
+    }
+    const next = nextPhase(doc);
+    phaseNext.hidden = !next || !isFacilitator();
+    if (next) {
+      phaseNext.dataset.phase = next.id;
+      setText(phaseNext, `Start ${next.label}`);
+    }
+    setAttr(phaseBar, "data-current", current ?? "");
+
+    const t = runningTimeout(doc);
+    timeoutBanner.hidden = !t;
+    timeoutCall.hidden = !!t || !isLesson(current) || !doc.timeouts || !isFacilitator();
+    if (t) {
+      setAttr(timeoutBanner, "data-timeout-id", t.id);
+      setText(timeoutCaller, `called by ${t.calledBy || "someone"}`);
+      setText(timeoutTimer, formatTimer(now - t.startedAt));
+      timeoutEnd.hidden = !canEndTimeout(t, lab?.conn.deviceId ?? "", lab?.conn.role ?? "");
+    }
+  };
+
+  let timelineKey = "";
+  const renderTimeline = (doc: RunDoc, notes: Note[]) => {
+    const phases = readPhases(doc);
+    const phaseId = timelineChoice ?? currentPhaseId(doc) ?? phases.find((p) => isLesson(p.id))?.id ?? "";
+    const phase = phases.find((p) => p.id === phaseId);
+    const slots = timeline(doc, phaseId, notes);
+    const timeouts = readTimeouts(doc).filter((t) => t.phase === phaseId);
+    const key = JSON.stringify([phaseId, slots]);
+    if (key === timelineKey) return;
+    timelineKey = key;
+    setText(timelineTitle, phase ? `${phase.label}, minute by minute` : "Minute by minute");
+    setAttr(timelineEl, "data-phase", phaseId);
+    timelineEmpty.hidden = slots.length > 0;
+    const byId = new Map(readCategories(doc).map((c) => [c.id, c]));
+    replace(
+      timelineRows,
+      ...slots.map((slot) => {
+        const items = h("div", { class: "timeline-items" });
+        // Time-outs and notes in the order they happened within the minute.
+        const entries: { at: number; el: HTMLElement }[] = [];
+        for (const t of slot.timeouts) {
+          const long = t.endedAt !== undefined ? formatTimer(t.endedAt - t.startedAt) : "running";
+          entries.push({
+            at: t.startedAt,
+            el: h("div", { class: "timeline-timeout", testid: "timeline-timeout", "data-timeout-id": t.id }, h("span", { class: "timeout-t", "aria-hidden": "true" }, "T"), `Time-out called by ${t.calledBy || "someone"} · ${t.endedAt !== undefined ? `lasted ${long}` : long}`),
+          });
+        }
+        for (const n of slot.notes) {
+          const card = h(
+            "div",
+            { class: "timeline-note", testid: "timeline-note", "data-note-id": n.id },
+            h("p", { class: "note-body" }, n.text),
+            h("p", { class: "board-note-meta" }, [n.authorName, n.timeoutId ? "T time-out" : "", n.reactions?.length ? `+${n.reactions.length} saw it too` : ""].filter(Boolean).join(" · ")),
+          );
+          card.style.setProperty("--cat", byId.get(n.category)?.color ?? "#64748b");
+          if (n.timeoutId && timeouts.some((t) => t.id === n.timeoutId)) card.classList.add("in-timeout");
+          entries.push({ at: n.createdAt, el: card });
+        }
+        entries.sort((a, b) => a.at - b.at);
+        items.append(...entries.map((e) => e.el));
+        return h(
+          "li",
+          { class: "timeline-row", testid: "timeline-minute", "data-minute": slot.minute === undefined ? "" : String(slot.minute) },
+          h("span", { class: "timeline-minute" }, slot.minute === undefined ? "—" : `${slot.minute}′`),
+          items,
+        );
+      }),
+    );
   };
 
   const render = () => {
@@ -166,7 +373,10 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     document.title = `${info.title || "Board"} · Labboard`;
     setText(subtitle, [info.school, info.grade ? `Grade ${info.grade}` : "", info.date].filter(Boolean).join(" · "));
 
-    const groups = groupByCategory(readCategories(doc), readNotes(doc));
+    renderRun(doc as RunDoc);
+    const allNotes = readNotes(doc);
+    if (view === "timeline") renderTimeline(doc as RunDoc, allNotes);
+    const groups = groupByCategory(readCategories(doc), allNotes);
     columnsEl.style.setProperty("--cols", String(Math.max(1, groups.length)));
     const wantColumns = new Set<string>();
     let prevCol: Element | null = null;
@@ -195,7 +405,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
           cards.set(n.id, card);
           if (!firstRender) card.li.classList.add("is-new");
         }
-        setText(card.meta, [n.authorName, formatTime(n.createdAt)].filter(Boolean).join(" · "));
+        updateCard(card, n);
         const want: Element | null = prev ? prev.nextElementSibling : col.list.firstElementChild;
         if (want !== card.li) col.list.insertBefore(card.li, want);
         prev = card.li;
@@ -243,8 +453,14 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   }
   // Presence ages out even when nothing else happens.
   const tick = setInterval(render, 5_000);
+  // A running time-out's timer counts by the second.
+  const clock = setInterval(() => {
+    const doc = opened.conn.doc();
+    if (doc && !timeoutBanner.hidden) renderRun(doc as RunDoc);
+  }, 1_000);
   return () => {
     clearInterval(tick);
+    clearInterval(clock);
     document.body.classList.remove("is-board");
     void opened.conn.close();
   };

@@ -3,6 +3,23 @@
 // returns.
 
 import { formatTime, readCategories, readLab, readNotes, type Category, type Note } from "../board";
+import {
+  agreementsOf,
+  callTimeout,
+  canEndTimeout,
+  currentPhase,
+  deleteNote,
+  editNote,
+  endTimeouts,
+  formatTimer,
+  isLesson,
+  minuteOf,
+  reactionState,
+  runningTimeout,
+  toggleReaction,
+  type RunDoc,
+} from "../labrun";
+import { randomUuid } from "../ids";
 import { h, markReady, replace, setAttr, setText } from "../dom";
 import type { PageContext } from "../main";
 import { store } from "../store";
@@ -14,6 +31,18 @@ interface FeedItem {
   meta: HTMLSpanElement;
   time: HTMLTimeElement;
   badge: HTMLSpanElement;
+  body: HTMLParagraphElement;
+  marker: HTMLSpanElement;
+  edited: HTMLSpanElement;
+  react: HTMLButtonElement;
+  reactCount: HTMLSpanElement;
+  edit: HTMLButtonElement;
+  del: HTMLButtonElement;
+  editor: HTMLDivElement;
+  editText: HTMLTextAreaElement;
+  /** When "Delete" was tapped once (a second tap within 4 s deletes). */
+  armedAt: number;
+  editing: boolean;
 }
 
 /** The line under the send button: what happened to my notes. */
@@ -72,6 +101,30 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     statusLine,
   );
 
+  // The lab's run: the current phase, the time-out button and banner, what we try this time.
+  const phaseName = h("strong", { class: "phase-name" });
+  const phaseClock = h("span", { class: "phase-clock" });
+  const phaseLine = h("p", { class: "phase-line", testid: "phase-current", hidden: true }, phaseName, phaseClock);
+  const timeoutCall = h("button", { type: "button", class: "btn btn-timeout btn-block", testid: "timeout-call", hidden: true }, h("span", { class: "timeout-t", "aria-hidden": "true" }, "T"), "Time-out");
+  const timeoutCaller = h("span", { testid: "timeout-caller" });
+  const timeoutTimer = h("span", { class: "timeout-timer mono", testid: "timeout-timer", role: "timer" }, "00:00");
+  const timeoutEnd = h("button", { type: "button", class: "btn btn-small btn-timeout-end", testid: "timeout-end", hidden: true }, "End time-out");
+  const timeoutBanner = h(
+    "div",
+    { class: "timeout-banner", testid: "timeout-banner", role: "status", hidden: true },
+    h("div", { class: "timeout-text" }, h("strong", {}, "Time-out"), timeoutCaller),
+    timeoutTimer,
+    timeoutEnd,
+  );
+  const carriedList = h("ol", { class: "carried-list" });
+  const carried = h(
+    "section",
+    { class: "carried", testid: "agreements-carried", hidden: true, "aria-labelledby": "carried-heading" },
+    h("h2", { id: "carried-heading", class: "carried-heading" }, "What we are trying this time"),
+    carriedList,
+  );
+  const runBox = h("section", { class: "run", "aria-label": "Lab phase" }, phaseLine, timeoutBanner, timeoutCall);
+
   // Feed.
   const feedCount = h("span", { class: "feed-count" }, "");
   const feedList = h("ol", { class: "feed-list", "aria-live": "off" });
@@ -95,6 +148,8 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
       h(
         "main",
         { class: "page page-phone" },
+        runBox,
+        carried,
         form,
         h("section", { class: "feed", "aria-labelledby": "feed-heading" }, h("h2", { id: "feed-heading", class: "feed-heading" }, "Notes ", feedCount), feedEmpty, feedList),
         footer,
@@ -144,6 +199,50 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     textarea.focus();
   });
 
+  timeoutCall.addEventListener("click", () => {
+    if (!lab) return;
+    const me = { name: lab.conn.name || "Someone", deviceId };
+    lab.conn.run((d, now, scalar) => callTimeout(d, randomUuid(), me, now, scalar));
+    render();
+  });
+  timeoutEnd.addEventListener("click", () => {
+    lab?.conn.run((d, now) => endTimeouts(d, now));
+    render();
+  });
+
+  const renderRun = (doc: RunDoc) => {
+    const now = Date.now();
+    const phase = currentPhase(doc);
+    phaseLine.hidden = !phase;
+    if (phase) {
+      setAttr(phaseLine, "data-phase", phase.id);
+      setText(phaseName, phase.label);
+      const min = phase.startedAt !== undefined ? minuteOf(now, phase.startedAt) : undefined;
+      setText(phaseClock, min !== undefined && isLesson(phase.id) ? ` · minute ${min}` : "");
+    }
+    const t = runningTimeout(doc);
+    timeoutBanner.hidden = !t;
+    timeoutCall.hidden = !!t || !isLesson(phase?.id) || !doc.timeouts;
+    if (t) {
+      setAttr(timeoutBanner, "data-timeout-id", t.id);
+      setText(timeoutCaller, t.calledById === deviceId ? "called by you" : `called by ${t.calledBy || "someone"}`);
+      setText(timeoutTimer, formatTimer(now - t.startedAt));
+      timeoutEnd.hidden = !canEndTimeout(t, deviceId, lab?.conn.role ?? "");
+    }
+    const agreements = phase?.id === "lesson-2" ? agreementsOf(doc, "debrief-1") : [];
+    carried.hidden = agreements.length === 0;
+    const key = JSON.stringify(agreements.map((a) => [a.id, a.text, a.owner]));
+    if (carriedList.dataset.key !== key) {
+      carriedList.dataset.key = key;
+      replace(
+        carriedList,
+        ...agreements.map((a) =>
+          h("li", { class: "carried-item", testid: "agreement-item", "data-agreement-id": a.id }, a.text, a.owner ? h("span", { class: "carried-owner" }, ` — ${a.owner}`) : null),
+        ),
+      );
+    }
+  };
+
   const renderChips = () => {
     const key = JSON.stringify(categories);
     if (!categories.some((c) => c.id === selected)) selected = categories[0]?.id;
@@ -173,13 +272,63 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     const meta = h("span", { class: "feed-meta-text" });
     const time = h("time", { class: "feed-time" });
     const badge = h("span", { class: "badge" });
+    const body = h("p", { class: "note-body", testid: "note-body" }, n.text);
+    const marker = h("span", { class: "timeout-marker", testid: "note-timeout-marker", hidden: true }, "T · during a time-out");
+    const edited = h("span", { class: "edited", hidden: true }, "edited");
+    const reactCount = h("span", { class: "react-count", testid: "note-react-count" }, "0");
+    const react = h("button", { type: "button", class: "btn-react", testid: "note-react", "aria-pressed": "false" }, h("span", {}, "I saw that too"), reactCount);
+    const edit = h("button", { type: "button", class: "btn-note", testid: "note-edit", hidden: true }, "Edit");
+    const del = h("button", { type: "button", class: "btn-note btn-note-danger", testid: "note-delete", hidden: true }, "Delete");
+    const editText = h("textarea", { class: "note-input note-edit-input", testid: "note-edit-text", rows: 3, maxlength: MAX_NOTE_CHARS, "aria-label": "Edit your note" });
+    const save = h("button", { type: "button", class: "btn btn-primary btn-small", testid: "note-edit-save" }, "Save");
+    const cancel = h("button", { type: "button", class: "btn btn-small", testid: "note-edit-cancel" }, "Cancel");
+    const editor = h("div", { class: "note-editor", hidden: true }, editText, h("div", { class: "note-editor-buttons" }, save, cancel));
     const li = h(
       "li",
       { class: "feed-note", testid: "feed-note", "data-note-id": n.id },
       h("div", { class: "feed-meta" }, h("span", { class: "chip-dot", "aria-hidden": "true" }), meta, time, badge),
-      h("p", { class: "note-body", testid: "note-body" }, n.text),
+      body,
+      editor,
+      h("div", { class: "feed-flags" }, marker, edited),
+      h("div", { class: "feed-actions" }, react, edit, del),
     );
-    return { li, meta, time, badge };
+    const item: FeedItem = { li, meta, time, badge, body, marker, edited, react, reactCount, edit, del, editor, editText, armedAt: 0, editing: false };
+    const stopEditing = () => {
+      item.editing = false;
+      editor.hidden = true;
+      body.hidden = false;
+      render();
+    };
+    react.addEventListener("click", () => {
+      lab?.conn.run((d, now) => toggleReaction(d, n.id, deviceId, now));
+      render();
+    });
+    edit.addEventListener("click", () => {
+      item.editing = true;
+      editText.value = body.textContent ?? "";
+      editor.hidden = false;
+      body.hidden = true;
+      editText.focus();
+      render();
+    });
+    cancel.addEventListener("click", stopEditing);
+    save.addEventListener("click", () => {
+      const text = cleanNoteText(editText.value);
+      if (!text) return;
+      lab?.conn.run((d, now, scalar) => editNote(d, n.id, deviceId, text, now, scalar));
+      stopEditing();
+    });
+    del.addEventListener("click", () => {
+      if (Date.now() - item.armedAt > 4_000) {
+        item.armedAt = Date.now();
+        render();
+        setTimeout(render, 4_100);
+        return;
+      }
+      lab?.conn.run((d) => deleteNote(d, n.id, deviceId));
+      render();
+    });
+    return item;
   };
 
   const renderFeed = (notes: Note[], waiting: Set<string>) => {
@@ -204,6 +353,19 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
       item.li.classList.toggle("is-mine", mine);
       setText(item.badge, mine ? (status === "waiting" ? "waiting" : "sent ✓") : "");
       item.badge.hidden = !mine;
+      if (!item.editing) setText(item.body, n.text);
+      item.marker.hidden = !n.timeoutId;
+      item.edited.hidden = n.editedAt === undefined;
+      const reaction = reactionState(n, deviceId);
+      setText(item.reactCount, String(reaction.count));
+      setAttr(item.react, "aria-pressed", String(reaction.mine));
+      setAttr(item.react, "data-count", String(reaction.count));
+      item.react.disabled = !reaction.possible;
+      item.edit.hidden = !mine || item.editing;
+      item.del.hidden = !mine || item.editing;
+      const armed = Date.now() - item.armedAt <= 4_000;
+      setText(item.del, armed ? "Tap again to delete" : "Delete");
+      item.del.classList.toggle("is-armed", armed);
       // Keep DOM order = notes order, moving only what is out of place.
       const want: Element | null = prev ? prev.nextElementSibling : feedList.firstElementChild;
       if (want !== item.li) feedList.insertBefore(item.li, want);
@@ -238,6 +400,7 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     setText(pendingCount, String(waiting.size));
     setAttr(pending, "data-count", String(waiting.size));
     setText(statusLine, statusText(waiting.size, online, Date.now() - lastSentAt < 6_000));
+    renderRun(doc as RunDoc);
     renderFeed(readNotes(doc), waiting);
     updateSend();
   };
@@ -267,7 +430,14 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     render(); // connection text, relative state
   }, 5_000);
 
+  // The time-out timer and the lesson minute count by the second.
+  const clock = setInterval(() => {
+    const doc = opened.conn.doc();
+    if (doc) renderRun(doc as RunDoc);
+  }, 1_000);
+
   return () => {
+    clearInterval(clock);
     clearInterval(watchdog);
     void opened.conn.close();
   };
