@@ -26,6 +26,10 @@ export interface StoredNote {
   minute?: unknown;
   timeoutId?: unknown;
   editedAt?: unknown;
+  pinned?: unknown;
+  highlighted?: unknown;
+  hidden?: unknown;
+  clusterId?: unknown;
 }
 
 export interface Category {
@@ -53,6 +57,12 @@ export interface Note extends NoteRun {
   authorId: string;
   createdAt: number;
   children: string[];
+  /** Facilitator flags (debrief): absent means false. */
+  pinned?: boolean;
+  highlighted?: boolean;
+  hidden?: boolean;
+  /** A key of `clusters`, when the note is in a cluster. */
+  clusterId?: string;
 }
 
 export interface LabInfo {
@@ -123,6 +133,7 @@ export function readNote(id: string, n: StoredNote | undefined): Note | undefine
     createdAt: num(n.createdAt),
     children,
     ...readNoteRun(n),
+    ...readNoteFlags(n),
   };
 }
 
@@ -138,6 +149,17 @@ export function readNoteRun(n: StoredNote): NoteRun {
     out.reactions = Object.keys(n.reactions).sort();
   }
   if (typeof n.editedAt === "number" || typeof n.editedAt === "bigint") out.editedAt = num(n.editedAt);
+  return out;
+}
+
+/** The facilitator's flags and the cluster of a stored note (only those that are set). */
+export function readNoteFlags(n: StoredNote): Pick<Note, "pinned" | "highlighted" | "hidden" | "clusterId"> {
+  const out: Pick<Note, "pinned" | "highlighted" | "hidden" | "clusterId"> = {};
+  if (n.pinned === true) out.pinned = true;
+  if (n.highlighted === true) out.highlighted = true;
+  if (n.hidden === true) out.hidden = true;
+  const clusterId = str(n.clusterId);
+  if (clusterId) out.clusterId = clusterId;
   return out;
 }
 

@@ -301,16 +301,16 @@ export class LabConnection {
   }
 
   /**
-   * Applies one of labrun.ts's writers (`fn` gets the draft, the time and the scalar wrapper and
-   * says whether it changed anything), then saves to IndexedDB at once.
+   * Applies one of labrun.ts's or debrief.ts's writers (`fn` gets the draft, the time, the scalar
+   * wrapper and Automerge's `updateText` on the draft, and says whether it changed anything), then saves to IndexedDB at once.
    */
-  run(fn: (d: RunDoc, now: number, scalar: (s: string) => unknown) => boolean): boolean {
+  run(fn: (d: RunDoc, now: number, scalar: (s: string) => unknown, updateText: (path: string[], value: string) => void) => boolean): boolean {
     const handle = this.handle;
     if (!handle?.isReady()) return false;
     let changed = false;
     const now = Date.now();
     handle.change((d) => {
-      changed = fn(d as RunDoc, now, (s) => new ImmutableString(s));
+      changed = fn(d as RunDoc, now, (s) => new ImmutableString(s), (path, value) => Automerge.updateText(d, path, value));
     });
     if (changed) {
       this.lastProgressAt = Date.now();

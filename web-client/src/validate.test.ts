@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  aliasLooksLikeName,
   cleanJoinCodeInput,
   cleanNoteText,
   isCalendarDate,
@@ -90,5 +91,17 @@ describe("full-name warning", () => {
     expect(possibleFullNames("Then Maria used cubes")).toEqual([]);
     expect(possibleFullNames("The Teacher asked why")).toEqual([]);
     expect(possibleFullNames("Student B drew ten frames")).toEqual([]);
+  });
+});
+
+describe("aliasLooksLikeName", () => {
+  it("tells full names and first names from initials and aliases", () => {
+    expect(aliasLooksLikeName("Maria Lopez")).toBe("full");
+    expect(aliasLooksLikeName("Maria")).toBe("name");
+    expect(aliasLooksLikeName("M.")).toBeUndefined();
+    expect(aliasLooksLikeName("ML")).toBeUndefined();
+    expect(aliasLooksLikeName("Leo")).toBeUndefined();
+    expect(aliasLooksLikeName("red shirt")).toBeUndefined();
+    expect(aliasLooksLikeName("Student")).toBeUndefined();
   });
 });

@@ -119,3 +119,15 @@ export function possibleFullNames(text: string): string[] {
   }
   return found;
 }
+
+/**
+ * Whether a child's alias looks like a real name: "full" for a first and last name ("Maria
+ * Lopez"), "name" for one capitalised word of four letters or more ("Maria"); undefined for
+ * initials and short aliases ("M.", "ML", "Table 3 girl" is fine too).
+ */
+export function aliasLooksLikeName(alias: string): "full" | "name" | undefined {
+  const clean = alias.trim();
+  if (possibleFullNames(clean).length > 0) return "full";
+  if (/^\p{Lu}\p{Ll}{3,}$/u.test(clean) && !NOT_NAMES.has(clean.toLowerCase())) return "name";
+  return undefined;
+}

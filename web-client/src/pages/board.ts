@@ -2,7 +2,7 @@
 // join code and its QR code, how many people are connected, light and dark themes.
 
 import { api, checkSession } from "../api";
-import { formatTime, groupByCategory, readCategories, readLab, readNotes, type Note } from "../board";
+import { formatTime, groupByCategory, readCategories, readLab, readNotes, type Category, type Note } from "../board";
 import { h, markReady, replace, setAttr, setText } from "../dom";
 import { randomUuid } from "../ids";
 import {
@@ -25,6 +25,10 @@ import { applyTheme, currentTheme } from "../theme";
 import { qrSvg } from "../qr";
 import { store } from "../store";
 import { apiErrorText, openLab, type OpenLab } from "./lab";
+import { agreementsPanel } from "./agreements";
+import { clustersView } from "./clusters";
+import { categoriesPanel } from "./categories";
+import { groupByChild, isDebrief, notesOfChild, pinnedFirst, readChildren, readClusters, type DebriefDoc, setNoteFlag, visibleNotes, type NoteFlag } from "../debrief";
 
 interface Column {
   section: HTMLElement;
@@ -39,9 +43,16 @@ interface Card {
   meta: HTMLParagraphElement;
   reactions: HTMLSpanElement;
   timeout: HTMLSpanElement;
+  flags: HTMLSpanElement;
+  tools: HTMLDivElement;
+  pin: HTMLButtonElement;
+  highlight: HTMLButtonElement;
+  hide: HTMLButtonElement;
+  cluster: HTMLSpanElement;
+  kids: HTMLSpanElement;
 }
 
-type View = "columns" | "timeline";
+type View = "columns" | "timeline" | "clusters" | "children";
 
 function shortUrl(url: string): string {
   return url.replace(/^https?:\/\//, "");
@@ -91,8 +102,83 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   const timeoutCall = h("button", { type: "button", class: "btn btn-timeout btn-board-timeout", testid: "timeout-call", hidden: true }, h("span", { class: "timeout-t", "aria-hidden": "true" }, "T"), "Record a time-out");
   const viewColumns = h("button", { type: "button", class: "btn btn-small", testid: "view-toggle", "data-view": "columns", "aria-pressed": "true" }, "Columns");
   const viewTimeline = h("button", { type: "button", class: "btn btn-small", testid: "view-toggle", "data-view": "timeline", "aria-pressed": "false" }, "Timeline");
-  const viewToggle = h("div", { class: "view-toggle", role: "group", "aria-label": "View" }, viewColumns, viewTimeline);
-  const runRow = h("div", { class: "board-run" }, phaseBar, timeoutCall, timeoutBanner, viewToggle);
+  const viewClusters = h("button", { type: "button", class: "btn btn-small", testid: "view-toggle", "data-view": "clusters", "aria-pressed": "false" }, "Clusters");
+  const viewChildren = h("button", { type: "button", class: "btn btn-small", testid: "view-toggle", "data-view": "children", "aria-pressed": "false" }, "By child");
+  const viewToggle = h("div", { class: "view-toggle", role: "group", "aria-label": "View" }, viewColumns, viewTimeline, viewClusters, viewChildren);
+  // Filter by child: every view shows only the notes about the chosen alias.
+  const childFilter = h("select", { class: "input", testid: "child-filter", "aria-label": "Show notes about" });
+  const childFilterBox = h("label", { class: "board-child-filter", hidden: true }, "Child", childFilter);
+  let childChoice: string | undefined;
+  childFilter.addEventListener("change", () => {
+    childChoice = childFilter.value || undefined;
+    render();
+  });
+  const childrenGrid = h("main", { class: "children-view", testid: "children-view", hidden: true, "aria-label": "Notes by child" });
+  const showHiddenToggle = h("button", { type: "button", class: "btn btn-small", testid: "show-hidden", "aria-pressed": "false", hidden: true }, "Show hidden");
+  const agreementsToggle = h("button", { type: "button", class: "btn btn-small", testid: "agreements-toggle", "aria-pressed": "false", hidden: true }, "Agreements");
+  const runRow = h("div", { class: "board-run" }, phaseBar, timeoutCall, timeoutBanner, viewToggle, h("div", { class: "board-debrief-tools" }, childFilterBox, showHiddenToggle, agreementsToggle));
+  /** Hidden notes shown (marked) on the board; phones never show them. */
+  let showHidden = false;
+  showHiddenToggle.addEventListener("click", () => {
+    showHidden = !showHidden;
+    render();
+  });
+  /** The agreements panel: opens by itself when a debrief starts, closes when it ends. */
+  let panelOpen = false;
+  let panelPhase: string | undefined | null = null;
+  agreementsToggle.addEventListener("click", () => {
+    panelOpen = !panelOpen;
+    render();
+  });
+  const panel = agreementsPanel(() => lab?.conn, () => render());
+  const clusters = clustersView(() => lab?.conn, () => render());
+  const settingsButton = h("button", { type: "button", class: "btn btn-small", testid: "categories-settings", "aria-expanded": "false", hidden: true }, "Categories");
+  const settings = categoriesPanel(
+    () => lab?.conn,
+    () => render(),
+    () => {
+      setAttr(settingsButton, "aria-expanded", "false");
+      settingsButton.focus();
+    },
+  );
+  settingsButton.addEventListener("click", () => {
+    if (settings.isOpen()) settings.close();
+    else {
+      setAttr(settingsButton, "aria-expanded", "true");
+      settings.open();
+    }
+  });
+
+  // One note full screen, in large type; Escape or the button closes it.
+  let focusedId: string | undefined;
+  const focusText = h("p", { class: "focus-text", testid: "focus-text" });
+  const focusMeta = h("p", { class: "focus-meta" });
+  const focusClose = h("button", { type: "button", class: "btn focus-close", testid: "focus-close" }, "Close (Esc)");
+  const focusCard = h("div", { class: "focus-card" }, focusText, focusMeta);
+  const focusOverlay = h("div", { class: "focus-overlay", testid: "focus-overlay", role: "dialog", "aria-modal": "true", "aria-label": "One note", hidden: true }, focusCard, focusClose);
+  let focusReturn: HTMLElement | null = null;
+  const closeFocus = () => {
+    if (!focusedId) return;
+    focusedId = undefined;
+    focusOverlay.hidden = true;
+    focusReturn?.focus();
+    focusReturn = null;
+  };
+  const openFocus = (id: string, from: HTMLElement) => {
+    focusedId = id;
+    focusReturn = from;
+    focusOverlay.hidden = false;
+    render();
+    focusClose.focus();
+  };
+  focusClose.addEventListener("click", closeFocus);
+  const onKey = (e: KeyboardEvent) => {
+    if (e.key === "Escape" && focusedId) {
+      e.preventDefault();
+      closeFocus();
+    }
+  };
+  document.addEventListener("keydown", onKey);
   const timelinePhase = h("select", { class: "input timeline-phase", testid: "timeline-phase", "aria-label": "Phase shown" });
   const timelineTitle = h("h2", { class: "timeline-title" }, "Minute by minute");
   const timelineRows = h("ol", { class: "timeline-rows" });
@@ -111,12 +197,18 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     view = v;
     setAttr(viewColumns, "aria-pressed", String(v === "columns"));
     setAttr(viewTimeline, "aria-pressed", String(v === "timeline"));
+    setAttr(viewClusters, "aria-pressed", String(v === "clusters"));
     columnsEl.hidden = v !== "columns";
     timelineEl.hidden = v !== "timeline";
+    clusters.el.hidden = v !== "clusters";
+    childrenGrid.hidden = v !== "children";
+    setAttr(viewChildren, "aria-pressed", String(v === "children"));
     render();
   };
   viewColumns.addEventListener("click", () => setView("columns"));
   viewTimeline.addEventListener("click", () => setView("timeline"));
+  viewClusters.addEventListener("click", () => setView("clusters"));
+  viewChildren.addEventListener("click", () => setView("children"));
   timelinePhase.addEventListener("change", () => {
     timelineChoice = timelinePhase.value || undefined;
     render();
@@ -171,12 +263,13 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
         { class: "board-head" },
         h("div", { class: "board-heading" }, title, subtitle),
         joinBox,
-        h("div", { class: "board-tools" }, presence, connection, h("div", { class: "board-buttons" }, themeToggle, fullscreen)),
+        h("div", { class: "board-tools" }, presence, connection, h("div", { class: "board-buttons" }, settingsButton, themeToggle, fullscreen)),
       ),
       status,
       runRow,
-      columnsEl,
-      timelineEl,
+      h("div", { class: "board-main" }, columnsEl, timelineEl, clusters.el, childrenGrid, panel.el),
+      focusOverlay,
+      settings.el,
     ),
   );
 
@@ -237,17 +330,41 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     const meta = h("p", { class: "board-note-meta" });
     const reactions = h("span", { class: "board-reactions", testid: "board-note-reactions", title: "People who saw that too", hidden: true });
     const timeout = h("span", { class: "timeout-marker", testid: "board-note-timeout", hidden: true }, "T time-out");
+    const flags = h("span", { class: "board-note-flags" });
+    const cluster = h("span", { class: "board-note-cluster", testid: "board-note-cluster", hidden: true });
+    const kids = h("span", { class: "board-note-children", testid: "board-note-children", hidden: true });
+    const tool = (flag: NoteFlag, testid: string, label: string) => {
+      const b = h("button", { type: "button", class: "note-tool", testid, "aria-pressed": "false", title: label }, label);
+      b.addEventListener("click", () => {
+        const on = b.getAttribute("aria-pressed") !== "true";
+        lab?.conn.run((d) => setNoteFlag(d, n.id, flag, on));
+        render();
+      });
+      return b;
+    };
+    const pin = tool("pinned", "note-pin", "Pin");
+    const highlight = tool("highlighted", "note-highlight", "Highlight");
+    const hide = tool("hidden", "note-hide", "Hide");
+    const focus = h("button", { type: "button", class: "note-tool", testid: "note-focus", title: "Show full screen" }, "Focus");
+    focus.addEventListener("click", () => openFocus(n.id, focus));
+    const tools = h("div", { class: "note-tools", role: "group", "aria-label": "Facilitate this note", hidden: true }, pin, highlight, hide, focus);
     const li = h(
       "li",
       { class: "board-note", testid: "board-note", "data-note-id": n.id },
+      flags,
       h("p", { class: "note-body", testid: "note-body" }, n.text),
-      h("div", { class: "board-note-foot" }, meta, timeout, reactions),
+      h("div", { class: "board-note-foot" }, meta, kids, cluster, timeout, reactions),
+      tools,
     );
     li.addEventListener("animationend", () => li.classList.remove("is-new"));
-    return { li, meta, reactions, timeout };
+    return { li, meta, reactions, timeout, flags, tools, pin, highlight, hide, cluster, kids };
   };
 
-  const updateCard = (card: Card, n: Note) => {
+  const updateCard = (card: Card, n: Note, clusterLabel: string | undefined) => {
+    card.cluster.hidden = !clusterLabel;
+    card.kids.hidden = n.children.length === 0;
+    setText(card.kids, n.children.join(", "));
+    setText(card.cluster, clusterLabel ?? "");
     setText(card.li.querySelector(".note-body")!, n.text);
     setText(card.meta, [n.authorName, formatTime(n.createdAt), n.minute !== undefined ? `min ${n.minute}` : ""].filter(Boolean).join(" · "));
     const count = n.reactions?.length ?? 0;
@@ -256,6 +373,19 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     card.reactions.hidden = count === 0;
     card.timeout.hidden = !n.timeoutId;
     if (n.timeoutId) setAttr(card.timeout, "data-timeout-id", n.timeoutId);
+    for (const [flag, button] of [["pinned", card.pin], ["highlighted", card.highlight], ["hidden", card.hide]] as const) {
+      const on = !!n[flag];
+      setAttr(card.li, `data-${flag}`, String(on));
+      setAttr(button, "aria-pressed", String(on));
+    }
+    setText(card.hide, n.hidden ? "Unhide" : "Hide");
+    setText(card.pin, n.pinned ? "Unpin" : "Pin");
+    card.li.classList.toggle("is-pinned", !!n.pinned);
+    card.li.classList.toggle("is-highlighted", !!n.highlighted);
+    card.li.classList.toggle("is-hidden", !!n.hidden);
+    setText(card.flags, [n.pinned ? "Pinned" : "", n.hidden ? "Hidden from phones" : ""].filter(Boolean).join(" · "));
+    card.flags.hidden = !n.pinned && !n.hidden;
+    card.tools.hidden = !isFacilitator();
   };
 
   let phaseKey = "";
@@ -359,6 +489,83 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     );
   };
 
+  let childFilterKey = "";
+  const renderChildFilter = (aliases: string[]) => {
+    childFilterBox.hidden = aliases.length === 0;
+    const key = JSON.stringify([aliases, childChoice]);
+    if (key === childFilterKey) return;
+    childFilterKey = key;
+    replace(childFilter, h("option", { value: "" }, "All children"), ...aliases.map((a) => h("option", { value: a, selected: a === childChoice }, a)));
+    setAttr(childFilter, "data-value", childChoice ?? "");
+  };
+
+  let childrenKey = "";
+  const renderChildren = (aliases: string[], notes: Note[], categories: Category[]) => {
+    const groups = groupByChild(aliases, notes).filter((g) => childChoice === undefined || g.alias === childChoice);
+    const key = JSON.stringify([groups.map((g) => [g.alias, g.notes.map((n) => [n.id, n.text, n.category, n.highlighted])]), categories]);
+    if (key === childrenKey) return;
+    childrenKey = key;
+    const cats = new Map(categories.map((c) => [c.id, c]));
+    if (groups.length === 0) {
+      replace(childrenGrid, h("p", { class: "clusters-empty" }, "No children yet. Observers add initials or aliases with “+ child” on their phones."));
+      return;
+    }
+    replace(
+      childrenGrid,
+      ...groups.map((g) =>
+        h(
+          "section",
+          { class: "child-group", testid: "child-group", "data-child": g.alias, "data-count": String(g.notes.length) },
+          h("h2", { class: "cluster-head" }, h("span", { class: "cluster-label" }, g.alias), h("span", { class: "column-count" }, String(g.notes.length))),
+          g.notes.length === 0 ? h("p", { class: "column-empty" }, "No notes yet") : null,
+          h(
+            "ol",
+            { class: "cluster-notes" },
+            ...g.notes.map((n) => {
+              const cat = cats.get(n.category);
+              const li = h(
+                "li",
+                { class: "cluster-note", testid: "child-note", "data-note-id": n.id },
+                h("p", { class: "note-body", testid: "note-body" }, n.text),
+                h("p", { class: "board-note-meta" }, [cat?.label ?? "", n.authorName, formatTime(n.createdAt)].filter(Boolean).join(" · ")),
+              );
+              li.style.setProperty("--cat", cat?.color ?? "#64748b");
+              li.classList.toggle("is-highlighted", !!n.highlighted);
+              return li;
+            }),
+          ),
+        ),
+      ),
+    );
+  };
+
+  const renderDebrief = (doc: RunDoc, notes: Note[]) => {
+    const facilitator = isFacilitator();
+    const current = currentPhaseId(doc);
+    if (panelPhase !== (current ?? undefined)) {
+      panelPhase = current ?? undefined;
+      panelOpen = isDebrief(current);
+    }
+    const hiddenCount = notes.filter((n) => n.hidden).length;
+    showHiddenToggle.hidden = !facilitator || (hiddenCount === 0 && !showHidden);
+    setAttr(showHiddenToggle, "aria-pressed", String(showHidden));
+    setText(showHiddenToggle, showHidden ? `Showing hidden (${hiddenCount})` : `Show hidden (${hiddenCount})`);
+    agreementsToggle.hidden = !doc.agreements;
+    setAttr(agreementsToggle, "aria-pressed", String(panelOpen));
+    panel.el.hidden = !panelOpen || !doc.agreements;
+    if (!panel.el.hidden) panel.render(doc);
+    if (focusedId) {
+      const n = notes.find((x) => x.id === focusedId);
+      if (!n) {
+        closeFocus();
+      } else {
+        setText(focusText, n.text);
+        setText(focusMeta, [readCategories(doc).find((c) => c.id === n.category)?.label ?? "", n.authorName, formatTime(n.createdAt)].filter(Boolean).join(" · "));
+        focusCard.style.setProperty("--cat", readCategories(doc).find((c) => c.id === n.category)?.color ?? "#64748b");
+      }
+    }
+  };
+
   const render = () => {
     if (!lab) return;
     const online = lab.conn.socket.online;
@@ -374,9 +581,20 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     setText(subtitle, [info.school, info.grade ? `Grade ${info.grade}` : "", info.date].filter(Boolean).join(" · "));
 
     renderRun(doc as RunDoc);
-    const allNotes = readNotes(doc);
+    const everyNote = readNotes(doc);
+    const aliases = readChildren(doc as DebriefDoc);
+    for (const n of everyNote) for (const c of n.children) if (!aliases.includes(c)) aliases.push(c);
+    if (childChoice !== undefined && !aliases.includes(childChoice)) childChoice = undefined;
+    renderChildFilter(aliases);
+    const allNotes = notesOfChild(visibleNotes(everyNote, showHidden), childChoice);
     if (view === "timeline") renderTimeline(doc as RunDoc, allNotes);
-    const groups = groupByCategory(readCategories(doc), allNotes);
+    renderDebrief(doc as RunDoc, everyNote);
+    settingsButton.hidden = !isFacilitator() || !doc.categories;
+    if (settings.isOpen()) settings.render(doc as DebriefDoc);
+    if (view === "clusters") clusters.render(doc as DebriefDoc, allNotes, readCategories(doc));
+    if (view === "children") renderChildren(childChoice !== undefined ? [childChoice] : aliases, allNotes, readCategories(doc));
+    const clusterLabels = new Map(readClusters(doc as DebriefDoc).map((c) => [c.id, c.label]));
+    const groups = groupByCategory(readCategories(doc), allNotes).map((g) => ({ ...g, notes: pinnedFirst(g.notes) }));
     columnsEl.style.setProperty("--cols", String(Math.max(1, groups.length)));
     const wantColumns = new Set<string>();
     let prevCol: Element | null = null;
@@ -405,7 +623,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
           cards.set(n.id, card);
           if (!firstRender) card.li.classList.add("is-new");
         }
-        updateCard(card, n);
+        updateCard(card, n, n.clusterId !== undefined ? clusterLabels.get(n.clusterId) : undefined);
         const want: Element | null = prev ? prev.nextElementSibling : col.list.firstElementChild;
         if (want !== card.li) col.list.insertBefore(card.li, want);
         prev = card.li;
@@ -435,7 +653,10 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   };
 
   lab = await openLab(ctx, labId, ui, isAlive);
-  if (!lab) return () => document.body.classList.remove("is-board");
+  if (!lab) {
+    document.removeEventListener("keydown", onKey);
+    return () => document.body.classList.remove("is-board");
+  }
   const opened = lab;
   render();
   markReady();
@@ -461,6 +682,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   return () => {
     clearInterval(tick);
     clearInterval(clock);
+    document.removeEventListener("keydown", onKey);
     document.body.classList.remove("is-board");
     void opened.conn.close();
   };

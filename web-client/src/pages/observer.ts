@@ -20,10 +20,11 @@ import {
   type RunDoc,
 } from "../labrun";
 import { randomUuid } from "../ids";
+import { addChild, cleanAlias, readChildren, visibleNotes, MAX_ALIAS_CHARS, type DebriefDoc } from "../debrief";
 import { h, markReady, replace, setAttr, setText } from "../dom";
 import type { PageContext } from "../main";
 import { store } from "../store";
-import { cleanNoteText, MAX_NOTE_CHARS, possibleFullNames } from "../validate";
+import { aliasLooksLikeName, cleanNoteText, MAX_NOTE_CHARS, possibleFullNames } from "../validate";
 import { openLab, type OpenLab } from "./lab";
 
 interface FeedItem {
@@ -34,6 +35,7 @@ interface FeedItem {
   body: HTMLParagraphElement;
   marker: HTMLSpanElement;
   edited: HTMLSpanElement;
+  kids: HTMLSpanElement;
   react: HTMLButtonElement;
   reactCount: HTMLSpanElement;
   edit: HTMLButtonElement;
@@ -87,6 +89,25 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
   });
   const nameWarning = h("p", { class: "name-warning", role: "status", hidden: true, testid: "name-warning" });
   const chips = h("div", { class: "chips", role: "group", "aria-label": "Category" });
+  // Which children the note is about: one-tap chips from the lab's list, and "+ child" to extend it.
+  const selectedChildren = new Set<string>();
+  const childChips = h("div", { class: "child-chips", role: "group", "aria-label": "Children (aliases or initials)" });
+  const childAddOpen = h("button", { type: "button", class: "chip child-chip-add", testid: "child-add", "aria-expanded": "false" }, "+ child");
+  const childNew = h("input", {
+    class: "input child-new",
+    testid: "child-new",
+    maxlength: MAX_ALIAS_CHARS,
+    placeholder: "Initials or alias, e.g. T. or TR",
+    "aria-label": "New child: initials or an alias",
+    autocomplete: "off",
+    autocapitalize: "characters",
+    enterkeyhint: "done",
+  });
+  const childNewAdd = h("button", { type: "button", class: "btn btn-small btn-primary", testid: "child-new-add" }, "Add");
+  const childNewCancel = h("button", { type: "button", class: "btn btn-small", "aria-label": "Cancel adding a child" }, "Cancel");
+  const childWarning = h("p", { class: "name-warning", role: "status", testid: "child-warning", hidden: true });
+  const childAdder = h("div", { class: "child-adder", hidden: true }, h("div", { class: "child-adder-row" }, childNew, childNewAdd, childNewCancel), childWarning);
+  const childBox = h("div", { class: "child-box", hidden: true }, h("div", { class: "child-row" }, childChips, childAddOpen), childAdder);
   const send = h("button", { type: "submit", class: "btn btn-primary btn-block btn-send", testid: "note-send", disabled: true }, "Send");
   const statusLine = h("p", { class: "status-line", role: "status", "aria-live": "polite" });
   const form = h(
@@ -97,6 +118,7 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     h("p", { id: "note-hint", class: "hint sr-only" }, "Describe what you saw. Use initials or an alias for children."),
     nameWarning,
     chips,
+    childBox,
     send,
     statusLine,
   );
@@ -187,12 +209,15 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     if (!text || !lab) return;
     const category = selected ?? categories[0]?.id ?? "";
     try {
-      lab.conn.addNote({ text, category });
+      lab.conn.addNote({ text, category, children: [...selectedChildren] });
     } catch (err) {
       statusLine.textContent = `Not saved: ${err instanceof Error ? err.message : String(err)}`;
       return;
     }
     textarea.value = "";
+    // The next note is likely about someone else.
+    selectedChildren.clear();
+    childKey = "";
     lastSentAt = Date.now();
     updateSend();
     render();
@@ -209,6 +234,82 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     lab?.conn.run((d, now) => endTimeouts(d, now));
     render();
   });
+
+  // "+ child": type initials, add; the alias joins the lab's list (every phone gets it) and is
+  // selected for this note. Something that looks like a full name needs a second tap.
+  let childConfirm = "";
+  const updateChildWarning = () => {
+    const look = aliasLooksLikeName(childNew.value);
+    childWarning.hidden = !look;
+    if (look === "full") childWarning.textContent = "That looks like a full name. Children's names stay out of the board: use initials (T. R.) or an alias.";
+    else if (look === "name") childWarning.textContent = "That looks like a name. Initials or an alias keep children private.";
+    const confirming = look === "full" && childConfirm === childNew.value.trim();
+    setText(childNewAdd, confirming ? "Add anyway" : "Add");
+  };
+  const closeAdder = () => {
+    childAdder.hidden = true;
+    setAttr(childAddOpen, "aria-expanded", "false");
+    childNew.value = "";
+    childConfirm = "";
+    updateChildWarning();
+  };
+  childAddOpen.addEventListener("click", () => {
+    childAdder.hidden = false;
+    setAttr(childAddOpen, "aria-expanded", "true");
+    childNew.focus();
+  });
+  childNewCancel.addEventListener("click", closeAdder);
+  childNew.addEventListener("input", () => {
+    childConfirm = "";
+    updateChildWarning();
+  });
+  const addTypedChild = () => {
+    const alias = cleanAlias(childNew.value);
+    if (!alias || !lab) return;
+    if (aliasLooksLikeName(alias) === "full" && childConfirm !== childNew.value.trim()) {
+      childConfirm = childNew.value.trim();
+      updateChildWarning();
+      return;
+    }
+    const me = { name: lab.conn.name, deviceId };
+    lab.conn.run((d, now, scalar) => addChild(d as DebriefDoc, alias, me, now, scalar));
+    selectedChildren.add(alias);
+    childKey = "";
+    closeAdder();
+    render();
+  };
+  childNewAdd.addEventListener("click", addTypedChild);
+  childNew.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      addTypedChild();
+    }
+  });
+
+  let childKey = "";
+  const renderChildren = (doc: DebriefDoc) => {
+    childBox.hidden = !doc.children;
+    const aliases = readChildren(doc);
+    // Selected but not (yet) in the list, e.g. added while the list had not synced: still shown.
+    for (const a of selectedChildren) if (!aliases.includes(a)) aliases.push(a);
+    const key = JSON.stringify([aliases, [...selectedChildren]]);
+    if (key === childKey) return;
+    childKey = key;
+    replace(
+      childChips,
+      ...aliases.map((alias) => {
+        const on = selectedChildren.has(alias);
+        const chip = h("button", { type: "button", class: "chip child-chip", testid: "child-chip", "data-child": alias, "aria-pressed": String(on) }, alias);
+        chip.addEventListener("click", () => {
+          if (selectedChildren.has(alias)) selectedChildren.delete(alias);
+          else selectedChildren.add(alias);
+          childKey = "";
+          render();
+        });
+        return chip;
+      }),
+    );
+  };
 
   const renderRun = (doc: RunDoc) => {
     const now = Date.now();
@@ -275,6 +376,7 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     const body = h("p", { class: "note-body", testid: "note-body" }, n.text);
     const marker = h("span", { class: "timeout-marker", testid: "note-timeout-marker", hidden: true }, "T · during a time-out");
     const edited = h("span", { class: "edited", hidden: true }, "edited");
+    const kids = h("span", { class: "note-children", testid: "note-children", hidden: true });
     const reactCount = h("span", { class: "react-count", testid: "note-react-count" }, "0");
     const react = h("button", { type: "button", class: "btn-react", testid: "note-react", "aria-pressed": "false" }, h("span", {}, "I saw that too"), reactCount);
     const edit = h("button", { type: "button", class: "btn-note", testid: "note-edit", hidden: true }, "Edit");
@@ -289,10 +391,10 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
       h("div", { class: "feed-meta" }, h("span", { class: "chip-dot", "aria-hidden": "true" }), meta, time, badge),
       body,
       editor,
-      h("div", { class: "feed-flags" }, marker, edited),
+      h("div", { class: "feed-flags" }, kids, marker, edited),
       h("div", { class: "feed-actions" }, react, edit, del),
     );
-    const item: FeedItem = { li, meta, time, badge, body, marker, edited, react, reactCount, edit, del, editor, editText, armedAt: 0, editing: false };
+    const item: FeedItem = { li, meta, time, badge, body, marker, edited, kids, react, reactCount, edit, del, editor, editText, armedAt: 0, editing: false };
     const stopEditing = () => {
       item.editing = false;
       editor.hidden = true;
@@ -356,6 +458,8 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
       if (!item.editing) setText(item.body, n.text);
       item.marker.hidden = !n.timeoutId;
       item.edited.hidden = n.editedAt === undefined;
+      item.kids.hidden = n.children.length === 0;
+      setText(item.kids, n.children.join(", "));
       const reaction = reactionState(n, deviceId);
       setText(item.reactCount, String(reaction.count));
       setAttr(item.react, "aria-pressed", String(reaction.mine));
@@ -396,12 +500,14 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
     }
     categories = readCategories(doc);
     renderChips();
+    renderChildren(doc as DebriefDoc);
     const waiting = lab.conn.waiting();
     setText(pendingCount, String(waiting.size));
     setAttr(pending, "data-count", String(waiting.size));
     setText(statusLine, statusText(waiting.size, online, Date.now() - lastSentAt < 6_000));
     renderRun(doc as RunDoc);
-    renderFeed(readNotes(doc), waiting);
+    // Notes the facilitator hid stay in the document but leave the phones' feeds.
+    renderFeed(visibleNotes(readNotes(doc), false), waiting);
     updateSend();
   };
 
