@@ -79,6 +79,8 @@ pub struct DocState {
     peers: BTreeMap<ConnId, PeerSync>,
     saved_heads: Vec<ChangeHash>,
     ephemeral_seen: HashMap<(PeerId, String), u64>,
+    /// Replies generated right after each received message, sent by the next `outgoing`.
+    replies: Vec<(ConnId, Message)>,
 }
 
 impl DocState {
@@ -102,6 +104,7 @@ impl DocState {
             peers: BTreeMap::new(),
             saved_heads,
             ephemeral_seen: HashMap::new(),
+            replies: Vec::new(),
         }
     }
 
@@ -172,6 +175,17 @@ impl DocState {
             }
             SyncKind::Request => {}
         }
+        // Answer this message before applying the next one, as a one-at-a-time peer would:
+        // automerge takes a change-less message whose heads equal ours as "they know we are in
+        // sync", which only holds if we answered the message that brought us to those heads.
+        // Applying two messages of one phone in a batch and answering once would leave that
+        // phone without the acknowledgement of its last change. The reply is held until the
+        // batch is stored.
+        let exists = !self.doc.get_heads().is_empty();
+        if let Some(reply) = Self::sync_message(&self.doc, &self.server_peer, self.id, peer, exists)
+        {
+            self.replies.push((conn, reply));
+        }
         Ok(())
     }
 
@@ -195,7 +209,7 @@ impl DocState {
             return Vec::new();
         }
         let exists = !heads.is_empty();
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.replies);
         for (&conn, peer) in &mut self.peers {
             if peer.tell_unavailable {
                 peer.tell_unavailable = false;
@@ -210,32 +224,42 @@ impl DocState {
                     ));
                 }
             }
-            if peer.awaiting_doc {
-                if !exists {
-                    continue;
-                }
-                peer.awaiting_doc = false;
-            }
-            // A peer that had nothing and has not answered the whole document we sent it yet
-            // would get the whole document again with every change; its answer comes first.
-            let awaiting_first_answer =
-                peer.state.in_flight && peer.state.their_heads.as_ref().is_some_and(Vec::is_empty);
-            if awaiting_first_answer {
-                continue;
-            }
-            if let Some(message) = self.doc.generate_sync_message(&mut peer.state) {
-                out.push((
-                    conn,
-                    Message::Sync {
-                        sender_id: self.server_peer.clone(),
-                        target_id: peer.peer_id.clone(),
-                        document_id: self.id,
-                        data: message.encode(),
-                    },
-                ));
-            }
+            out.extend(
+                Self::sync_message(&self.doc, &self.server_peer, self.id, peer, exists)
+                    .map(|message| (conn, message)),
+            );
         }
         out
+    }
+
+    /// The next sync message for one peer, if it is owed one.
+    fn sync_message(
+        doc: &Automerge,
+        server_peer: &PeerId,
+        id: DocumentId,
+        peer: &mut PeerSync,
+        exists: bool,
+    ) -> Option<Message> {
+        if peer.awaiting_doc {
+            if !exists {
+                return None;
+            }
+            peer.awaiting_doc = false;
+        }
+        // A peer that had nothing and has not answered the whole document we sent it yet
+        // would get the whole document again with every change; its answer comes first.
+        let awaiting_first_answer =
+            peer.state.in_flight && peer.state.their_heads.as_ref().is_some_and(Vec::is_empty);
+        if awaiting_first_answer {
+            return None;
+        }
+        let message = doc.generate_sync_message(&mut peer.state)?;
+        Some(Message::Sync {
+            sender_id: server_peer.clone(),
+            target_id: peer.peer_id.clone(),
+            document_id: id,
+            data: message.encode(),
+        })
     }
 
     /// Relays an ephemeral message to every other peer of the document, once per

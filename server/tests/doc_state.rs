@@ -729,3 +729,74 @@ fn a_peer_that_asked_for_an_empty_document_can_then_upload_it() {
         "the server never asked for the changes the phone offered"
     );
 }
+
+/// Phone A's change crosses the server's relay of B's change, and A's two messages (its change,
+/// then its answer to the relay, which carries no changes) reach the server in one batch. The
+/// server must still acknowledge A's change: automerge takes a change-less message whose heads
+/// equal ours as proof that the peer knows we are in sync, which is only true if the server
+/// answered the message before it. Found by the load generator, where such a phone kept its
+/// last note "waiting" for good.
+#[test]
+fn a_change_that_crosses_a_relay_is_still_acknowledged_when_batched() {
+    let doc_id = DocumentId::random();
+    let stored = board();
+    let mut state = DocState::load(doc_id, server_peer(), &stored.save()).unwrap();
+    let (peer_a, peer_b) = (PeerId::from("a"), PeerId::from("b"));
+    let mut a = Replica::new(Automerge::new());
+    let mut b = Replica::new(Automerge::new());
+    sync_until_quiet(&mut state, 1, &peer_a, &mut a);
+    sync_until_quiet(&mut state, 2, &peer_b, &mut b);
+
+    // A writes c1 and sends it; B writes b1, which the server stores and relays to A first.
+    apply_edit(
+        &mut a.doc,
+        &Edit::PutNote {
+            key: 2,
+            text: "c1".into(),
+        },
+    );
+    let with_c1 = a.message();
+    apply_edit(
+        &mut b.doc,
+        &Edit::PutNote {
+            key: 3,
+            text: "b1".into(),
+        },
+    );
+    let with_b1 = b.message();
+    state
+        .receive(2, peer_b.clone(), SyncKind::Sync, with_b1)
+        .unwrap();
+    let relay: Vec<Message> = persist_and_reply(&mut state)
+        .into_iter()
+        .filter(|(to, _)| *to == 1)
+        .map(|(_, message)| message)
+        .collect();
+    assert_eq!(relay.len(), 1, "B's change is relayed to A");
+    a.receive(&relay[0]);
+    let answer = a.message();
+    assert!(answer.changes.is_empty(), "A's answer carries no changes");
+
+    // Both of A's messages in one batch.
+    state
+        .receive(1, peer_a.clone(), SyncKind::Sync, with_c1)
+        .unwrap();
+    state
+        .receive(1, peer_a.clone(), SyncKind::Sync, answer)
+        .unwrap();
+    for (to, message) in persist_and_reply(&mut state) {
+        if to == 1 {
+            a.receive(&message);
+        }
+    }
+    sync_until_quiet(&mut state, 1, &peer_a, &mut a);
+
+    let mut acknowledged = a.sync.their_heads.clone().unwrap_or_default();
+    acknowledged.sort();
+    assert_eq!(a.doc.get_heads(), state.doc().get_heads());
+    assert_eq!(
+        acknowledged,
+        a.doc.get_heads(),
+        "the server never told A it has A's change"
+    );
+}
