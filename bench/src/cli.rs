@@ -1,0 +1,197 @@
+//! The command line: where to send load (`--labboard`, `--sync-url` or `--start-labboard`),
+//! global bounds, and one scenario with its sizes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "labboard-bench",
+    about = "Load generator for labboard and other automerge-repo sync servers: simulated phones, \
+             each its own WebSocket and Automerge replica, posting notes to lab boards",
+    group(ArgGroup::new("target").required(true).args(["labboard", "sync_url", "start_labboard"]))
+)]
+pub struct Cli {
+    /// A running labboard, e.g. http://127.0.0.1:8080: labs are created through its API and
+    /// every phone joins with its own name and token.
+    #[arg(long, env = "LABBOARD_BENCH_LABBOARD", requires = "organizer_token")]
+    pub labboard: Option<String>,
+
+    /// The organizer token of the `--labboard` server.
+    #[arg(long, env = "LABBOARD_BENCH_ORGANIZER_TOKEN", hide_env_values = true)]
+    pub organizer_token: Option<String>,
+
+    /// Any automerge-repo sync server, e.g. ws://127.0.0.1:3030 : the bench creates the boards
+    /// itself and every phone connects to this URL.
+    #[arg(long, env = "LABBOARD_BENCH_SYNC_URL")]
+    pub sync_url: Option<String>,
+
+    /// Start this labboard binary on 127.0.0.1:0 with a temporary data directory, bench it,
+    /// and kill it at the end.
+    #[arg(long, env = "LABBOARD_BENCH_START_LABBOARD")]
+    pub start_labboard: Option<PathBuf>,
+
+    /// Log filter for a server started with `--start-labboard` (its log goes to stderr).
+    #[arg(long, env = "LABBOARD_BENCH_SERVER_LOG", default_value = "warn")]
+    pub server_log: String,
+
+    /// The server's process id, for its CPU time and memory from /proc (implied with
+    /// `--start-labboard`).
+    #[arg(long, env = "LABBOARD_BENCH_SERVER_PID")]
+    pub server_pid: Option<u32>,
+
+    /// Give up, loudly and with a non-zero exit, when the whole run takes longer than this.
+    #[arg(long, env = "LABBOARD_BENCH_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// After the last note is sent, how long every note may take to arrive and every replica to
+    /// converge before the run counts as failed.
+    #[arg(long, env = "LABBOARD_BENCH_SETTLE", default_value = "30s", value_parser = parse_duration)]
+    pub settle: Duration,
+
+    /// Also print one JSON object per scenario on stdout (the table then goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// One lab: observers post notes at a steady interval while a projector watches.
+    Steady(Steady),
+    /// One lab: observers post all their notes at once.
+    Burst(Burst),
+    /// Many labs at once, each with its observers and projector, posting at an interval.
+    Labs(Labs),
+    /// A board with many notes, then fresh projectors fetch it one after another.
+    Coldload(Coldload),
+    /// Many connected phones doing nothing: server memory per connection and idle CPU.
+    Idle(Idle),
+}
+
+/// Note sizes, shared by the scenarios that post notes.
+#[derive(Debug, Clone, Args)]
+pub struct NoteSize {
+    /// Shortest note, in characters.
+    #[arg(long, default_value_t = 80)]
+    pub min_chars: usize,
+    /// Longest note, in characters.
+    #[arg(long, default_value_t = 200)]
+    pub max_chars: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Steady {
+    /// Observers posting notes (the projector comes on top).
+    #[arg(long, default_value_t = 11)]
+    pub observers: usize,
+    /// Notes each observer posts.
+    #[arg(long, default_value_t = 20)]
+    pub notes: usize,
+    /// Time between two notes of one observer; observers are spread evenly over it.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub interval: Duration,
+    #[command(flatten)]
+    pub size: NoteSize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Burst {
+    #[arg(long, default_value_t = 11)]
+    pub observers: usize,
+    #[arg(long, default_value_t = 20)]
+    pub notes: usize,
+    #[command(flatten)]
+    pub size: NoteSize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Labs {
+    /// Number of labs running at once.
+    pub count: usize,
+    /// Observers per lab (each lab also has one projector).
+    #[arg(long, default_value_t = 11)]
+    pub observers: usize,
+    /// Time between two notes of one observer; all observers are spread evenly over it.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long observers keep posting: each posts duration / interval notes.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub duration: Duration,
+    #[command(flatten)]
+    pub size: NoteSize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Coldload {
+    /// Notes on the board before it is fetched.
+    #[arg(long, default_value_t = 500)]
+    pub notes: usize,
+    /// Observers writing those notes, concurrently, one change per note.
+    #[arg(long, default_value_t = 11)]
+    pub writers: usize,
+    /// Fresh projectors fetching the board, one after another.
+    #[arg(long, default_value_t = 5)]
+    pub fetches: usize,
+    #[command(flatten)]
+    pub size: NoteSize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Idle {
+    /// Connected phones.
+    pub count: usize,
+    /// Phones per lab; the phones are spread over count / per-lab labs.
+    #[arg(long, default_value_t = 12)]
+    pub per_lab: usize,
+    /// How long the phones stay connected and idle while the server is measured; the default
+    /// covers one round of the server's 15 s pings.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub hold: Duration,
+}
+
+/// `500ms`, `30s`, `2m`, `1h`; a bare number means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 30s or 2m"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{text}` (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|err| format!("`{text}`: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("ms").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,220 @@
+//! `labboard-bench`: a load generator for labboard and any automerge-repo sync server.
+//!
+//! Each simulated phone is its own WebSocket and its own Automerge replica (a
+//! `labboard_protocol::client::Client`), as real phones are. The flow of a run:
+//!
+//! 1. The target: a labboard given by `--labboard` (labs are created through its API, every
+//!    phone joins by code with its own name and gets its own token), one the bench starts itself
+//!    (`--start-labboard`, on 127.0.0.1:0 with a temporary data directory), or any sync server
+//!    (`--sync-url`: the bench uploads the boards itself with `Client::create`).
+//! 2. Set-up: labs and phones are created and connected, each phone holding the board.
+//! 3. The measured phase of one scenario (`steady`, `burst`, `labs N`, `coldload`, `idle N`),
+//!    metered from /proc: the server's CPU time and RSS, and the generator's own CPU time.
+//! 4. Checks: every note arrived, every replica ended with the same heads, acknowledged by the
+//!    server. A run that lost a note, diverged or ran out of `--timeout` says so loudly and
+//!    exits non-zero.
+//! 5. A table, and with `--json` one JSON object on stdout.
+
+mod cli;
+mod coldload;
+mod http;
+mod idle;
+mod lab_run;
+mod phone;
+mod proc_stats;
+mod report;
+mod server;
+mod text;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::cli::{Cli, Scenario};
+use crate::phone::Target;
+use crate::proc_stats::Process;
+use crate::report::Report;
+use crate::server::StartedServer;
+
+/// Exit code of a run whose checks failed (lost notes, divergence).
+const EXIT_CHECKS_FAILED: u8 = 1;
+/// Exit code of a run that could not be carried out (bad arguments, unreachable server).
+const EXIT_ERROR: u8 = 2;
+/// Exit code of a run stopped by `--timeout`.
+const EXIT_TIMED_OUT: u8 = 3;
+
+/// What every scenario gets.
+pub struct Env {
+    pub target: Arc<Target>,
+    /// The server process, when its pid is known.
+    pub server: Option<Process>,
+    pub settle: Duration,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let timeout = cli.timeout;
+    let mut started = None;
+    let outcome = tokio::time::timeout(timeout, run(&cli, &mut started)).await;
+    if let Some(server) = started.take() {
+        if let Err(err) = server.stop().await {
+            eprintln!("labboard-bench: stopping the server: {err:#}");
+        }
+    }
+    match outcome {
+        Err(_) => {
+            eprintln!(
+                "\n!!! labboard-bench: TIMED OUT after {timeout:?} (--timeout): the run did not \
+                 finish; no figures. A server that stalls under this load looks like this.\n"
+            );
+            ExitCode::from(EXIT_TIMED_OUT)
+        }
+        Ok(Err(err)) => {
+            eprintln!("labboard-bench: error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+        Ok(Ok((report, target))) => {
+            if cli.json {
+                eprint!("{}", report.table());
+                println!("{}", report.json(target.kind(), &target.url()));
+            } else {
+                print!("{}", report.table());
+            }
+            if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "\n!!! labboard-bench: {} FAILED:",
+                    cli_scenario_name(&cli.scenario)
+                );
+                for failure in report.failures() {
+                    eprintln!("!!!   {failure}");
+                }
+                eprintln!();
+                ExitCode::from(EXIT_CHECKS_FAILED)
+            }
+        }
+    }
+}
+
+/// Sets up the target (starting the server if asked, into `started` so the caller stops it
+/// whatever happens) and runs the scenario.
+async fn run(
+    cli: &Cli,
+    started: &mut Option<StartedServer>,
+) -> anyhow::Result<(Report, Arc<Target>)> {
+    let (target, pid) = if let Some(bin) = &cli.start_labboard {
+        let server = StartedServer::start(bin, &cli.server_log).await?;
+        let target = Target::Labboard {
+            authority: server.addr.to_string(),
+            organizer_token: server.organizer_token.clone(),
+        };
+        let pid = server.pid;
+        *started = Some(server);
+        (target, Some(pid))
+    } else if let Some(base) = &cli.labboard {
+        let target = Target::Labboard {
+            authority: http::authority(base)?,
+            organizer_token: cli
+                .organizer_token
+                .clone()
+                .context("--labboard needs --organizer-token")?,
+        };
+        (target, cli.server_pid)
+    } else {
+        let url = cli
+            .sync_url
+            .clone()
+            .context("one of --labboard, --sync-url or --start-labboard is required")?;
+        (Target::SyncUrl { url }, cli.server_pid)
+    };
+    let server = pid.map(|pid| Process(Some(pid)));
+    if let Some(server) = server {
+        server
+            .cpu_time()
+            .with_context(|| format!("reading /proc of the server (pid {pid:?})"))?;
+    }
+    let env = Env {
+        target: Arc::new(target),
+        server,
+        settle: cli.settle,
+    };
+    let load_before = proc_stats::load_average();
+    let mut report = match &cli.scenario {
+        Scenario::Steady(args) => {
+            let plan = lab_run::Plan {
+                labs: 1,
+                observers: args.observers,
+                notes_per_observer: args.notes,
+                interval: args.interval,
+                min_chars: args.size.min_chars,
+                max_chars: args.size.max_chars,
+            };
+            lab_run::run("steady", &plan, &env).await?
+        }
+        Scenario::Burst(args) => {
+            let plan = lab_run::Plan {
+                labs: 1,
+                observers: args.observers,
+                notes_per_observer: args.notes,
+                interval: Duration::ZERO,
+                min_chars: args.size.min_chars,
+                max_chars: args.size.max_chars,
+            };
+            lab_run::run("burst", &plan, &env).await?
+        }
+        Scenario::Labs(args) => {
+            let notes = if args.interval.is_zero() {
+                1
+            } else {
+                usize::try_from(args.duration.as_nanos() / args.interval.as_nanos())
+                    .unwrap_or(usize::MAX)
+            };
+            let plan = lab_run::Plan {
+                labs: args.count,
+                observers: args.observers,
+                notes_per_observer: notes.max(1),
+                interval: args.interval,
+                min_chars: args.size.min_chars,
+                max_chars: args.size.max_chars,
+            };
+            lab_run::run("labs", &plan, &env).await?
+        }
+        Scenario::Coldload(args) => coldload::run(args, &env).await?,
+        Scenario::Idle(args) => idle::run(args, &env).await?,
+    };
+    let load_after = proc_stats::load_average();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
+    // Other work on the machine shows as posting lag and latency tails: say how busy it was.
+    report.row(
+        "machine",
+        format!(
+            "{cores} cores; 1-minute load average {} before, {} after",
+            load_before.map_or_else(|| "n/a".into(), |l| format!("{l:.2}")),
+            load_after.map_or_else(|| "n/a".into(), |l| format!("{l:.2}")),
+        ),
+    );
+    report.field(
+        "machine",
+        serde_json::json!({
+            "cores": cores,
+            "loadAverageBefore": load_before,
+            "loadAverageAfter": load_after,
+        }),
+    );
+    Ok((report, env.target))
+}
+
+fn cli_scenario_name(scenario: &Scenario) -> &'static str {
+    match scenario {
+        Scenario::Steady(_) => "steady",
+        Scenario::Burst(_) => "burst",
+        Scenario::Labs(_) => "labs",
+        Scenario::Coldload(_) => "coldload",
+        Scenario::Idle(_) => "idle",
+    }
+}

@@ -1,0 +1,155 @@
+//! Keeps the load generator working: every scenario once, at a tiny size, against the real
+//! `labboard` binary started by the bench itself. Only correctness is asserted (every note
+//! arrived, every replica converged, the JSON has its fields); speed is for real runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The `labboard` binary of this build (`cargo test` builds it for the server's own
+/// integration tests), or `LABBOARD_BIN`.
+fn labboard_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("LABBOARD_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    dir.join(format!("labboard{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs one scenario with `--json` and returns its JSON object, failing on a non-zero exit.
+fn bench(scenario: &[&str]) -> Value {
+    let server = labboard_bin();
+    assert!(
+        server.exists(),
+        "{} is missing: build it with `cargo build -p labboard` (or set LABBOARD_BIN)",
+        server.display()
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_labboard-bench"))
+        .arg("--start-labboard")
+        .arg(&server)
+        .args(["--json", "--timeout", "90s", "--settle", "20s"])
+        .args(scenario)
+        .output()
+        .expect("running labboard-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Only correctness counts here, never timing: every note arrived, every replica has the
+    // projector's heads, and the server acknowledged them (what clears "waiting" on a phone).
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{scenario:?} failed a check:\n{stderr}\n{stdout}"
+    );
+    let line = stdout.lines().last().expect("one JSON line on stdout");
+    let json: Value = serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"));
+    let failures = json["failures"].as_array().expect("failures is a list");
+    assert!(failures.is_empty(), "{scenario:?}: {json}\n{stderr}");
+    assert_eq!(json["ok"], true, "{json}");
+    assert_eq!(json["target"]["kind"], "labboard", "{json}");
+    for key in ["cpuS", "cpuPercentOfOneCore", "peakRssKiB", "vmHwmKiB"] {
+        assert!(json["server"][key].is_number(), "server.{key} in {json}");
+    }
+    assert!(json["generator"]["cpuS"].is_number(), "{json}");
+    assert!(json["measuredS"].is_number(), "{json}");
+    json
+}
+
+/// The checks every note-posting scenario shares.
+fn assert_notes_delivered(json: &Value, expected: u64) {
+    assert_eq!(json["notesSent"], expected, "{json}");
+    assert_eq!(json["notesReceived"], expected, "{json}");
+    assert_eq!(json["notesLost"], 0, "{json}");
+    assert_eq!(json["headsEqual"], true, "{json}");
+    assert_eq!(json["replicasConverged"], json["replicas"], "{json}");
+    for key in ["p50", "p95", "p99", "max"] {
+        assert!(
+            json["latencyMs"][key].is_number(),
+            "latencyMs.{key} in {json}"
+        );
+    }
+    assert!(json["throughputNotesPerS"].is_number(), "{json}");
+}
+
+#[test]
+fn steady() {
+    let json = bench(&[
+        "steady",
+        "--observers",
+        "3",
+        "--notes",
+        "3",
+        "--interval",
+        "50ms",
+    ]);
+    assert_eq!(json["scenario"], "steady");
+    assert_notes_delivered(&json, 9);
+}
+
+#[test]
+fn burst() {
+    let json = bench(&["burst", "--observers", "3", "--notes", "5"]);
+    assert_eq!(json["scenario"], "burst");
+    assert_notes_delivered(&json, 15);
+}
+
+#[test]
+fn labs() {
+    let json = bench(&[
+        "labs",
+        "2",
+        "--observers",
+        "2",
+        "--interval",
+        "100ms",
+        "--duration",
+        "300ms",
+    ]);
+    assert_eq!(json["scenario"], "labs");
+    assert_eq!(json["params"]["notesPerObserver"], 3, "{json}");
+    assert_notes_delivered(&json, 2 * 2 * 3);
+    assert_eq!(json["replicas"], 6, "{json}");
+}
+
+#[test]
+fn coldload() {
+    let json = bench(&[
+        "coldload",
+        "--notes",
+        "30",
+        "--writers",
+        "3",
+        "--fetches",
+        "2",
+    ]);
+    assert_eq!(json["scenario"], "coldload");
+    assert_eq!(json["boardNotes"], 30, "{json}");
+    assert_eq!(json["fetchesComplete"], 2, "{json}");
+    assert_eq!(json["headsEqual"], true, "{json}");
+    assert!(json["loadMs"]["p50"].is_number(), "{json}");
+}
+
+#[test]
+fn idle() {
+    let json = bench(&["idle", "15", "--per-lab", "6", "--hold", "200ms"]);
+    assert_eq!(json["scenario"], "idle");
+    assert_eq!(json["stillConnected"], 15, "{json}");
+    assert_eq!(json["serverConnections"], 15, "{json}");
+    assert!(json["rssPerConnectionKiB"].is_number(), "{json}");
+}
+
+#[test]
+fn a_bad_size_is_refused_with_an_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_labboard-bench"))
+        .args(["--sync-url", "ws://127.0.0.1:9/", "--timeout", "10s"])
+        .args(["steady", "--observers", "0"])
+        .output()
+        .expect("running labboard-bench");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 1"), "{stderr}");
+}
