@@ -28,6 +28,7 @@ import { apiErrorText, openLab, type OpenLab } from "./lab";
 import { agreementsPanel } from "./agreements";
 import { clustersView } from "./clusters";
 import { categoriesPanel } from "./categories";
+import { phasesPanel } from "./phases";
 import { groupByChild, isDebrief, notesOfChild, pinnedFirst, readChildren, readClusters, type DebriefDoc, setNoteFlag, visibleNotes, type NoteFlag } from "../debrief";
 
 interface Column {
@@ -144,8 +145,27 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   settingsButton.addEventListener("click", () => {
     if (settings.isOpen()) settings.close();
     else {
+      phaseSettings.close();
       setAttr(settingsButton, "aria-expanded", "true");
       settings.open();
+    }
+  });
+  // Phase settings: rename, reorder and add phases (the two panels share the right side).
+  const phasesButton = h("button", { type: "button", class: "btn btn-small", testid: "phases-settings", "aria-expanded": "false", hidden: true }, "Phases");
+  const phaseSettings = phasesPanel(
+    () => lab?.conn,
+    () => render(),
+    () => {
+      setAttr(phasesButton, "aria-expanded", "false");
+      phasesButton.focus();
+    },
+  );
+  phasesButton.addEventListener("click", () => {
+    if (phaseSettings.isOpen()) phaseSettings.close();
+    else {
+      settings.close();
+      setAttr(phasesButton, "aria-expanded", "true");
+      phaseSettings.open();
     }
   });
 
@@ -263,13 +283,14 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
         { class: "board-head" },
         h("div", { class: "board-heading" }, title, subtitle),
         joinBox,
-        h("div", { class: "board-tools" }, presence, connection, h("div", { class: "board-buttons" }, settingsButton, themeToggle, fullscreen)),
+        h("div", { class: "board-tools" }, presence, connection, h("div", { class: "board-buttons" }, phasesButton, settingsButton, themeToggle, fullscreen)),
       ),
       status,
       runRow,
       h("div", { class: "board-main" }, columnsEl, timelineEl, clusters.el, childrenGrid, panel.el),
       focusOverlay,
       settings.el,
+      phaseSettings.el,
     ),
   );
 
@@ -591,6 +612,8 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     renderDebrief(doc as RunDoc, everyNote);
     settingsButton.hidden = !isFacilitator() || !doc.categories;
     if (settings.isOpen()) settings.render(doc as DebriefDoc);
+    phasesButton.hidden = !isFacilitator() || !(doc as RunDoc).phases;
+    if (phaseSettings.isOpen()) phaseSettings.render(doc as RunDoc);
     if (view === "clusters") clusters.render(doc as DebriefDoc, allNotes, readCategories(doc));
     if (view === "children") renderChildren(childChoice !== undefined ? [childChoice] : aliases, allNotes, readCategories(doc));
     const clusterLabels = new Map(readClusters(doc as DebriefDoc).map((c) => [c.id, c.label]));
