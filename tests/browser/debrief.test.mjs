@@ -12,73 +12,25 @@
 // debrief-phone-lesson2.png.
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import {
-  PHONE,
-  PROJECTOR,
-  REPO_ROOT,
-  TEST_TIMEOUT,
-  boardNote,
-  checkBrowserLog,
-  createLabAndOpenBoard,
-  feedNote,
-  joinByCode,
-  poll,
-  postNote,
-  sel,
-  setUp,
-  waitAttr,
-  waitCount,
-} from "./harness.mjs";
-
-function screenshotDir(t) {
-  let dir = process.env.LABBOARD_SCREENSHOT_DIR;
-  if (dir) {
-    dir = path.resolve(REPO_ROOT, dir);
-    mkdirSync(dir, { recursive: true });
-    return dir;
-  }
-  dir = mkdtempSync(path.join(tmpdir(), "labboard-screenshots-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function waitVisible(locator, visible, what) {
-  await poll(`${what} ${visible ? "visible" : "hidden"}`, () => locator.isVisible(), (v) => v === visible);
-}
-
-const text = async (locator) => ((await locator.textContent()) ?? "").trim();
+import { TEST_TIMEOUT, boardNote, checkBrowserLog, feedNote, poll, postNote, sel, waitAttr, waitCount } from "./harness.mjs";
+import { boardHasPhases, joinPhones, projectLab, screenshotDir, text, waitVisible } from "./scenario.mjs";
 
 /** The note ids of a board column, top to bottom. */
 const columnIds = (board, category) =>
   board.locator(`${sel("board-column")}[data-category="${category}"] ${sel("board-note")}`).evaluateAll((els) => els.map((el) => el.dataset.noteId));
 
 test("agreements, pin, highlight, hide and focus in the debrief", { timeout: TEST_TIMEOUT }, async (t) => {
-  const { browser, origin } = await setUp(t, { firstContextOptions: { ...PROJECTOR, colorScheme: "light" } });
+  const { browser, origin, board, lab } = await projectLab(
+    t,
+    { title: "Making ten: debrief", school: "Hillside", grade: "2" },
+    { colorScheme: "light" },
+  );
   const shots = screenshotDir(t);
+  if (!(await boardHasPhases(t, board))) return;
 
-  const board = await browser.first.newPage();
-  const lab = await createLabAndOpenBoard(board, origin, { title: "Making ten: debrief", school: "Hillside", grade: "2" });
-  const hasPhases = await board
-    .locator(sel("phase-bar"))
-    .waitFor({ state: "visible", timeout: 5_000 })
-    .then(() => true)
-    .catch(() => false);
-  if (!hasPhases) {
-    t.skip("this labboard creates schema v1 boards (no `phases` map)");
-    return;
-  }
-
-  const phones = {};
-  for (const name of ["Ana", "Ben"]) {
-    const ctx = await browser.newContext({ ...PHONE, colorScheme: "light" }, `phone-${name}`);
-    phones[name] = await ctx.newPage();
-    await joinByCode(phones[name], origin, lab.joinCode, name);
-    await waitAttr(phones[name], "connection", "data-state", "online");
-  }
+  const phones = await joinPhones(browser, origin, lab.joinCode, ["Ana", "Ben"]);
   const { Ana, Ben } = phones;
 
   // Lesson 1: three notes.
@@ -236,26 +188,14 @@ test("agreements, pin, highlight, hide and focus in the debrief", { timeout: TES
 });
 
 test("children: aliases shared between phones, notes tagged, the board filtered by child; category settings", { timeout: TEST_TIMEOUT }, async (t) => {
-  const { browser, origin } = await setUp(t, { firstContextOptions: { ...PROJECTOR, colorScheme: "light" } });
+  const { browser, origin, board, lab } = await projectLab(
+    t,
+    { title: "Making ten: children", school: "Hillside", grade: "2" },
+    { colorScheme: "light" },
+  );
   const shots = screenshotDir(t);
-  const board = await browser.first.newPage();
-  const lab = await createLabAndOpenBoard(board, origin, { title: "Making ten: children", school: "Hillside", grade: "2" });
-  const hasPhases = await board
-    .locator(sel("phase-bar"))
-    .waitFor({ state: "visible", timeout: 5_000 })
-    .then(() => true)
-    .catch(() => false);
-  if (!hasPhases) {
-    t.skip("this labboard creates schema v1 boards (no `children` map)");
-    return;
-  }
-  const phones = {};
-  for (const name of ["Ana", "Ben"]) {
-    const ctx = await browser.newContext({ ...PHONE, colorScheme: name === "Ben" ? "dark" : "light" }, `phone-${name}`);
-    phones[name] = await ctx.newPage();
-    await joinByCode(phones[name], origin, lab.joinCode, name);
-    await waitAttr(phones[name], "connection", "data-state", "online");
-  }
+  if (!(await boardHasPhases(t, board, "this labboard creates schema v1 boards (no `children` map)"))) return;
+  const phones = await joinPhones(browser, origin, lab.joinCode, ["Ana", "Ben"], (name) => (name === "Ben" ? "dark" : "light"));
   const { Ana, Ben } = phones;
   await board.locator(`${sel("phase-item")}[data-phase="lesson-1"]`).click();
   await waitAttr(Ana, "phase-current", "data-phase", "lesson-1");

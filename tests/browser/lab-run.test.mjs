@@ -14,77 +14,29 @@
 // (relative to the repo root): lab-phone-lesson.png, lab-phone-timeout.png, lab-board-timeout.png, lab-timeline.png.
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import {
-  PHONE,
-  PROJECTOR,
-  REPO_ROOT,
-  TEST_TIMEOUT,
-  boardNote,
-  checkBrowserLog,
-  createLabAndOpenBoard,
-  feedNote,
-  joinByCode,
-  poll,
-  postNote,
-  sel,
-  setUp,
-  waitAttr,
-  waitCount,
-} from "./harness.mjs";
-
-function screenshotDir(t) {
-  let dir = process.env.LABBOARD_SCREENSHOT_DIR;
-  if (dir) {
-    dir = path.resolve(REPO_ROOT, dir);
-    mkdirSync(dir, { recursive: true });
-    return dir;
-  }
-  dir = mkdtempSync(path.join(tmpdir(), "labboard-screenshots-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Waits until `locator` is visible (true) or hidden/absent (false). */
-async function waitVisible(locator, visible, what) {
-  await poll(`${what} ${visible ? "visible" : "hidden"}`, () => locator.isVisible(), (v) => v === visible);
-}
-
-const text = async (locator) => ((await locator.textContent()) ?? "").trim();
+import { TEST_TIMEOUT, boardNote, checkBrowserLog, feedNote, poll, postNote, sel, waitAttr, waitCount } from "./harness.mjs";
+import { boardHasPhases, joinPhones, projectLab, screenshotDir, text, waitVisible } from "./scenario.mjs";
 
 test("phases, a teacher time-out and reactions, on the phones and the board", { timeout: TEST_TIMEOUT }, async (t) => {
-  const { browser, origin } = await setUp(t, { firstContextOptions: { ...PROJECTOR, colorScheme: "light" } });
+  const { browser, origin, board, lab } = await projectLab(
+    t,
+    { title: "Making ten: lab run", school: "Hillside", grade: "2" },
+    { colorScheme: "light" },
+  );
   const shots = screenshotDir(t);
 
-  const board = await browser.first.newPage();
-  const lab = await createLabAndOpenBoard(board, origin, { title: "Making ten: lab run", school: "Hillside", grade: "2" });
-
   // A v1 server makes boards without phases: nothing of this scenario can run there.
-  const phaseBar = board.locator(sel("phase-bar"));
-  const hasPhases = await phaseBar
-    .waitFor({ state: "visible", timeout: 5_000 })
-    .then(() => true)
-    .catch(() => false);
-  if (!hasPhases) {
-    t.skip("this labboard creates schema v1 boards (no `phases` map): the server's schema v2 upgrade has not landed");
-    return;
-  }
+  const v1 = "this labboard creates schema v1 boards (no `phases` map): the server's schema v2 upgrade has not landed";
+  if (!(await boardHasPhases(t, board, v1))) return;
 
   // The five default phases, in order; none is current yet.
   const phaseIds = await board.locator(sel("phase-item")).evaluateAll((els) => els.map((el) => el.dataset.phase));
   assert.deepEqual(phaseIds, ["plan", "lesson-1", "debrief-1", "lesson-2", "final-debrief"]);
   assert.equal(await board.locator(`${sel("phase-item")}[aria-current]`).count(), 0, "no current phase before the start");
 
-  const phones = {};
-  for (const name of ["Ana", "Ben"]) {
-    const ctx = await browser.newContext({ ...PHONE, colorScheme: "light" }, `phone-${name}`);
-    phones[name] = await ctx.newPage();
-    await joinByCode(phones[name], origin, lab.joinCode, name);
-    await waitAttr(phones[name], "connection", "data-state", "online");
-  }
+  const phones = await joinPhones(browser, origin, lab.joinCode, ["Ana", "Ben"]);
   const { Ana, Ben } = phones;
   assert.equal(await Ana.locator(sel("timeout-call")).isVisible(), false, "no time-out button before a lesson");
 

@@ -9,16 +9,13 @@
 // `npm run screenshots` writes docs/screenshots/{phone,board,board-dark}.png.
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import {
   TEST_TIMEOUT,
   CATEGORIES,
-  PHONE,
   PROJECTOR,
-  REPO_ROOT,
   boardNote,
   checkBrowserLog,
   createLabAndOpenBoard,
@@ -34,6 +31,7 @@ import {
   waitNumber,
   waitStatus,
 } from "./harness.mjs";
+import { newPhone, screenshotDir } from "./scenario.mjs";
 
 const NOTES = [
   ["Ana", "student-thinking", "T. counted by 2s, then regrouped into tens"],
@@ -93,8 +91,7 @@ test("phones join a lab and their notes appear live on the projector", { timeout
 
   // Three coaches, each on their own phone (isolated contexts: own storage, own worker).
   for (const name of ["Ana", "Ben", "Chloe"]) {
-    const ctx = await browser.newContext({ ...PHONE, colorScheme: "light" }, `phone-${name}`);
-    phones[name] = await ctx.newPage();
+    phones[name] = await newPhone(browser, `phone-${name}`, { colorScheme: "light" });
   }
   await joinByCode(phones.Ana, origin, lab.joinCode, "Ana");
   // Codes are case-insensitive: Ben types it in lower case.
@@ -147,14 +144,7 @@ function isPng(file) {
 
 test("screenshots of a phone and of the board, light and dark", { timeout: TEST_TIMEOUT }, async (t) => {
   if (!needs(t, 1)) return;
-  let dir = process.env.LABBOARD_SCREENSHOT_DIR;
-  if (dir) {
-    dir = path.resolve(REPO_ROOT, dir);
-    mkdirSync(dir, { recursive: true });
-  } else {
-    dir = mkdtempSync(path.join(tmpdir(), "labboard-screenshots-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-  }
+  const dir = screenshotDir(t);
   const shots = {
     phone: path.join(dir, "phone.png"),
     board: path.join(dir, "board.png"),

@@ -6,32 +6,24 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   TEST_TIMEOUT,
-  PHONE,
-  PROJECTOR,
   boardNote,
   checkBrowserLog,
-  createLabAndOpenBoard,
   feedNote,
-  joinByCode,
   postNote,
   sel,
-  setUp,
   waitAttr,
   waitCount,
   waitNumber,
   waitReady,
   waitStatus,
 } from "./harness.mjs";
+import { joinPhone, projectLab } from "./scenario.mjs";
 
 test("notes written offline survive a reload and sync exactly once", { timeout: TEST_TIMEOUT }, async (t) => {
-  const { browser, origin } = await setUp(t, { firstContextOptions: PROJECTOR });
-  const board = await browser.first.newPage();
-  const lab = await createLabAndOpenBoard(board, origin, { title: "Making ten, lesson 2" });
+  const { browser, origin, board, lab } = await projectLab(t, { title: "Making ten, lesson 2" });
 
-  const ctx = await browser.newContext(PHONE, "phone");
-  const phone = await ctx.newPage();
-  await joinByCode(phone, origin, lab.joinCode, "Dana");
-  await waitAttr(phone, "connection", "data-state", "online");
+  const phone = await joinPhone(browser, origin, lab.joinCode, "Dana", { label: "phone" });
+  const ctx = phone.context();
 
   // One note while online, so the phone holds a synced board before the network drops.
   const before = "Before the Wi-Fi dropped: K. used doubles, 6 + 6 then one more";

@@ -11,54 +11,23 @@
 // root): phases-panel.png.
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { PHONE, PROJECTOR, REPO_ROOT, TEST_TIMEOUT, checkBrowserLog, createLabAndOpenBoard, joinByCode, poll, sel, setUp, waitAttr, waitCount } from "./harness.mjs";
-
-function screenshotDir(t) {
-  let dir = process.env.LABBOARD_SCREENSHOT_DIR;
-  if (dir) {
-    dir = path.resolve(REPO_ROOT, dir);
-    mkdirSync(dir, { recursive: true });
-    return dir;
-  }
-  dir = mkdtempSync(path.join(tmpdir(), "labboard-screenshots-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function waitVisible(locator, visible, what) {
-  await poll(`${what} ${visible ? "visible" : "hidden"}`, () => locator.isVisible(), (v) => v === visible);
-}
-
-const text = async (locator) => ((await locator.textContent()) ?? "").trim();
+import { TEST_TIMEOUT, checkBrowserLog, poll, sel, waitAttr, waitCount } from "./harness.mjs";
+import { boardHasPhases, joinPhone, projectLab, screenshotDir, text, waitVisible } from "./scenario.mjs";
 
 const DEFAULT_IDS = ["plan", "lesson-1", "debrief-1", "lesson-2", "final-debrief"];
 
 test("the facilitator renames, adds and reorders phases; the phase bar and the phones follow", { timeout: TEST_TIMEOUT }, async (t) => {
-  const { browser, origin } = await setUp(t, { firstContextOptions: { ...PROJECTOR, colorScheme: "light" } });
+  const { browser, origin, board, lab } = await projectLab(
+    t,
+    { title: "Making ten: phases", school: "Hillside", grade: "2" },
+    { colorScheme: "light" },
+  );
   const shots = screenshotDir(t);
-  const board = await browser.first.newPage();
-  const lab = await createLabAndOpenBoard(board, origin, { title: "Making ten: phases", school: "Hillside", grade: "2" });
-  const hasPhases = await board
-    .locator(sel("phase-bar"))
-    .waitFor({ state: "visible", timeout: 5_000 })
-    .then(() => true)
-    .catch(() => false);
-  if (!hasPhases) {
-    t.skip("this labboard creates schema v1 boards (no `phases` map)");
-    return;
-  }
+  if (!(await boardHasPhases(t, board))) return;
 
-  const phone = async (name) => {
-    const ctx = await browser.newContext({ ...PHONE, colorScheme: "light" }, `phone-${name}`);
-    const page = await ctx.newPage();
-    await joinByCode(page, origin, lab.joinCode, name);
-    await waitAttr(page, "connection", "data-state", "online");
-    return page;
-  };
+  const phone = (name) => joinPhone(browser, origin, lab.joinCode, name, { colorScheme: "light" });
   const Ana = await phone("Ana");
 
   /** The phase bar, in order: [id, label]. */

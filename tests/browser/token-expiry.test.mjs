@@ -7,37 +7,31 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   TEST_TIMEOUT,
-  PHONE,
-  PROJECTOR,
   boardNote,
   checkBrowserLog,
-  createLabAndOpenBoard,
   feedNote,
   joinByCode,
   postNote,
   sel,
-  setUp,
   waitAttr,
   waitCount,
   waitNumber,
   waitReady,
   waitStatus,
 } from "./harness.mjs";
+import { newPhone, projectLab } from "./scenario.mjs";
 
 const TTL_MS = 5_000;
 
 test("an expired sign-in leads to the join page and keeps the unsent note", { timeout: TEST_TIMEOUT }, async (t) => {
-  const { browser, origin } = await setUp(t, {
-    serverArgs: ["--token-ttl", `${TTL_MS}ms`],
-    firstContextOptions: PROJECTOR,
-  });
-  const board = await browser.first.newPage();
-  const lab = await createLabAndOpenBoard(board, origin, { title: "Short sign-ins" });
+  const { browser, origin, board, lab } = await projectLab(t, { title: "Short sign-ins" }, { serverArgs: ["--token-ttl", `${TTL_MS}ms`] });
 
-  const ctx = await browser.newContext(PHONE, "phone");
-  const phone = await ctx.newPage();
-  const joinedAt = Date.now();
+  const phone = await newPhone(browser, "phone");
+  const ctx = phone.context();
   await joinByCode(phone, origin, lab.joinCode, "Eli");
+  // Taken once the join is done, so no earlier than the server issued the phone's token (the join
+  // itself takes a second or more): the wait below then always outlasts the token.
+  const joinedAt = Date.now();
   const labPath = new URL(phone.url()).pathname;
   assert.equal(labPath, `/lab/${lab.labId}`);
   await waitAttr(phone, "connection", "data-state", "online");
@@ -77,7 +71,7 @@ test("an expired sign-in leads to the join page and keeps the unsent note", { ti
   // renewed with the facilitator key, shows it; so does a second phone that joins now.
   await waitCount(boardNote(board, "strategies", text), 1, "the note on the board");
   assert.match(new URL(board.url()).pathname, /\/board$/, "the board is still the board");
-  const other = await (await browser.newContext(PHONE, "phone-2")).newPage();
+  const other = await newPhone(browser, "phone-2");
   await joinByCode(other, origin, lab.joinCode, "Fay");
   await waitCount(feedNote(other, text), 1, "the note on a second phone");
 

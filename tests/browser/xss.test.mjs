@@ -5,19 +5,16 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   TEST_TIMEOUT,
-  PHONE,
-  PROJECTOR,
   boardNote,
   checkBrowserLog,
-  createLabAndOpenBoard,
   feedNote,
   joinByCode,
   postNote,
   sel,
-  setUp,
   waitCount,
   waitStatus,
 } from "./harness.mjs";
+import { newPhone, projectLab } from "./scenario.mjs";
 
 const PAYLOADS = [
   ["student-thinking", `<img src=x onerror="window.__xss=1">`],
@@ -39,11 +36,9 @@ async function assertLiteral(page, note, text, where) {
 }
 
 test("note text renders as literal text on the phone and on the board", { timeout: TEST_TIMEOUT }, async (t) => {
-  const { browser, origin } = await setUp(t, { firstContextOptions: PROJECTOR });
-  const board = await browser.first.newPage();
-  const lab = await createLabAndOpenBoard(board, origin, { title: "Escaping <b>check</b> & co" });
+  const { browser, origin, board, lab } = await projectLab(t, { title: "Escaping <b>check</b> & co" });
 
-  const author = await (await browser.newContext(PHONE, "phone-author")).newPage();
+  const author = await newPhone(browser, "phone-author");
   await joinByCode(author, origin, lab.joinCode, `<img src=y onerror="window.__xss=9">`);
 
   for (const [category, text] of PAYLOADS) {
@@ -53,7 +48,7 @@ test("note text renders as literal text on the phone and on the board", { timeou
   }
 
   // A second phone that joins later gets the notes from the server, not from its own input.
-  const reader = await (await browser.newContext(PHONE, "phone-reader")).newPage();
+  const reader = await newPhone(browser, "phone-reader");
   await joinByCode(reader, origin, lab.joinCode, "Reader");
   for (const [, text] of PAYLOADS) await waitCount(feedNote(reader, text), 1, "the payload in a second feed");
 
