@@ -361,7 +361,11 @@ pub async fn create_lab(addr: SocketAddr, title: &str) -> Lab {
     )
     .await;
     assert_eq!(response.status, 201, "create lab: {}", response.body);
-    let json = response.json();
+    lab_from_created(&response.json())
+}
+
+/// The [`Lab`] in the answer of `POST /api/labs`; panics naming a missing field.
+pub fn lab_from_created(json: &serde_json::Value) -> Lab {
     let text = |key: &str| {
         json[key]
             .as_str()

@@ -9,10 +9,11 @@ use automerge::sync::SyncDoc;
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ROOT};
 use labboard_protocol::client::{Client, ClientError, DocHandle};
-use labboard_protocol::{DocumentId, Message, PeerId};
+use labboard_protocol::{Message, PeerId};
 use labboard_tests::js::{ensure_installed, JsPeer};
 use labboard_tests::{
-    http_raw, read_string, within, HttpResponse, Lab, RawPeer, TestServer, TEST_ORGANIZER_TOKEN,
+    http_raw, lab_from_created, read_string, within, HttpResponse, Lab, RawPeer, TestServer,
+    TEST_ORGANIZER_TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -38,21 +39,7 @@ async fn create(server: &TestServer, body: &Value) -> (Lab, Value) {
         .await;
     assert_eq!(response.status, 201, "create lab: {}", response.body);
     let json = response.json();
-    let text = |key: &str| {
-        json[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {key} in {json}"))
-            .to_owned()
-    };
-    let doc_url = text("docUrl");
-    let lab = Lab {
-        lab_id: text("labId"),
-        doc_id: DocumentId::from_url(&doc_url).expect("docUrl is an automerge URL"),
-        doc_url,
-        join_code: text("joinCode"),
-        join_url: text("joinUrl"),
-        facilitator_key: text("facilitatorKey"),
-    };
+    let lab = lab_from_created(&json);
     (lab, json)
 }
 

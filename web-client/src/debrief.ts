@@ -6,7 +6,7 @@
 // set single keys (which merge) and return whether they changed anything.
 
 import { str, type Note } from "./board";
-import { agreementsOf, type Agreement, type RunDoc } from "./labrun";
+import { agreementsOf, isObj, num, type Agreement, type RunDoc } from "./labrun";
 
 type Scalar = (s: string) => unknown;
 /** Replaces a collaborative text at `path` by `value` with a minimal splice (Automerge's `updateText`). */
@@ -14,16 +14,6 @@ export type UpdateText = (path: string[], value: string) => void;
 
 export const MAX_AGREEMENT_CHARS = 500;
 export const MAX_OWNER_CHARS = 60;
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object";
-}
-
-function num(value: unknown): number | undefined {
-  if (typeof value === "number" && Number.isFinite(value)) return value;
-  if (typeof value === "bigint") return Number(value);
-  return undefined;
-}
 
 /** Whether a phase is a debrief (where agreements are made): its id contains "debrief". */
 export function isDebrief(phaseId: string | undefined): boolean {

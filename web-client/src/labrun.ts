@@ -70,13 +70,15 @@ export interface Agreement {
   order: number;
 }
 
-function num(value: unknown): number | undefined {
+/** A finite number from a document value (Automerge may hand back a bigint). */
+export function num(value: unknown): number | undefined {
   if (typeof value === "number" && Number.isFinite(value)) return value;
   if (typeof value === "bigint") return Number(value);
   return undefined;
 }
 
-function isObj(v: unknown): v is Record<string, unknown> {
+/** Whether a document value is a map (or list) to read fields from. */
+export function isObj(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object";
 }
 

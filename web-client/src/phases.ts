@@ -6,22 +6,12 @@
 
 import { str } from "./board";
 import { cleanLine, movedOrder, type UpdateText } from "./debrief";
-import { readPhases, type RunDoc } from "./labrun";
+import { isObj, num, readPhases, type RunDoc } from "./labrun";
 
 export const MAX_PHASE_CHARS = 40;
 
 /** What a new phase is: its id's prefix says so (`lesson…` allows time-outs, `…debrief…` agreements). */
 export type PhaseKind = "lesson" | "debrief" | "other";
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object";
-}
-
-function num(value: unknown): number | undefined {
-  if (typeof value === "number" && Number.isFinite(value)) return value;
-  if (typeof value === "bigint") return Number(value);
-  return undefined;
-}
 
 /** A new phase's id: `lesson-<random>`, `debrief-<random>` or `phase-<random>`. */
 export function newPhaseId(kind: PhaseKind, random: string): string {
