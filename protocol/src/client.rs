@@ -278,7 +278,7 @@ impl DocEntry {
                 return None;
             }
         };
-        let (changed, reply) = {
+        let changed = {
             let mut guard = lock(&self.state);
             let state = &mut *guard;
             let before = state.doc.get_heads();
@@ -286,16 +286,21 @@ impl DocEntry {
                 warn!(doc_id = %self.id, error = %err, "cannot apply sync message, ignored");
                 return None;
             }
-            let changed = state.doc.get_heads() != before;
-            let reply = state.doc.generate_sync_message(&mut state.sync);
-            (changed, reply.map(am_sync::Message::encode))
+            state.doc.get_heads() != before
         };
+        // Watchers see the new state first; composing the reply (a bloom filter over the
+        // document, for a whole board) can wait that long.
         if changed {
             self.bump_changes();
         } else {
             self.bump_progress();
         }
-        reply.map(|data| sync_or_request(shared, self.id, data, false))
+        let reply = {
+            let mut guard = lock(&self.state);
+            let state = &mut *guard;
+            state.doc.generate_sync_message(&mut state.sync)
+        };
+        reply.map(|message| sync_or_request(shared, self.id, message.encode(), false))
     }
 
     fn mark_unavailable(&self) {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use automerge::sync::{self, SyncDoc};
+use automerge::sync::{self, BloomFilter, Capability, Have, SyncDoc};
 use automerge::{Automerge, ChangeHash};
 use labboard_protocol::{board, DocumentId, Message, PeerId};
 use tokio::sync::mpsc;
@@ -69,6 +69,11 @@ struct PeerSync {
     awaiting_doc: bool,
     /// Owed a `doc-unavailable`.
     tell_unavailable: bool,
+    /// Our heads when we last asked automerge what to send this peer, if the peer has sent
+    /// nothing since. With the document and the sync state both unchanged, asking again would
+    /// get the same nothing, at the price of a bloom filter over the document: after every
+    /// batch of acknowledgements, for every peer of the lab.
+    quiet_at: Option<Vec<ChangeHash>>,
 }
 
 /// The sync logic of one document, without I/O.
@@ -81,6 +86,102 @@ pub struct DocState {
     ephemeral_seen: HashMap<(PeerId, String), u64>,
     /// Replies generated right after each received message, sent by the next `outgoing`.
     replies: Vec<(ConnId, Message)>,
+    /// The whole document as last saved, for peers that have nothing and for compaction.
+    snapshot: Option<Snapshot>,
+}
+
+/// The document saved at some heads. Saving (mostly deflate) is most of what serving a board
+/// to a fresh phone or projector costs, and the phones of a lab tend to arrive together; one
+/// save per version serves them all, and the next compaction too.
+struct Snapshot {
+    heads: Vec<ChangeHash>,
+    bytes: Vec<u8>,
+    /// Every change hash of the document.
+    hashes: Vec<ChangeHash>,
+    /// A bloom filter over `hashes`: our `have` when nothing is shared yet.
+    bloom: BloomFilter,
+}
+
+impl Snapshot {
+    fn of<'a>(doc: &Automerge, cache: &'a mut Option<Snapshot>) -> &'a Snapshot {
+        let heads = doc.get_heads();
+        match cache {
+            Some(snapshot) if snapshot.heads == heads => {}
+            _ => {
+                let hashes: Vec<ChangeHash> = doc
+                    .get_changes_meta(&[])
+                    .into_iter()
+                    .map(|meta| meta.hash)
+                    .collect();
+                let bloom = BloomFilter::from_hashes(hashes.iter());
+                *cache = Some(Snapshot {
+                    heads,
+                    bytes: doc.save(),
+                    hashes,
+                    bloom,
+                });
+            }
+        }
+        cache.as_ref().expect("filled above")
+    }
+}
+
+/// Whether automerge's `generate_sync_message` would certainly answer `None`: the peer told us
+/// it has exactly our heads and needs nothing, and we already told it those heads. Checked
+/// first because automerge computes a bloom filter over the document before it finds that out.
+fn in_sync(state: &sync::State, heads: &[ChangeHash]) -> bool {
+    state.have_responded
+        && !state.needs_reset
+        && state.last_sent_heads == heads
+        && state.their_heads.as_deref() == Some(heads)
+        && state.their_need.as_ref().is_some_and(Vec::is_empty)
+}
+
+/// The first sync message to a peer that has nothing, from the cached snapshot: exactly what
+/// `generate_sync_message` would send (the whole document, for peers that understand v2
+/// messages), without saving the document again for every such peer. `None` when the peer is
+/// not in that position; the caller then asks automerge.
+fn whole_document(
+    doc: &Automerge,
+    state: &mut sync::State,
+    cache: &mut Option<Snapshot>,
+) -> Option<sync::Message> {
+    let has_nothing = !state.have_responded
+        && state.their_heads.as_deref() == Some(&[])
+        && state.their_need.is_some()
+        && state
+            .their_have
+            .as_ref()
+            .is_some_and(|have| have.iter().all(|have| have.last_sync.is_empty()))
+        && state
+            .their_capabilities
+            .as_ref()
+            .is_some_and(|caps| caps.contains(&Capability::MessageV2))
+        && state.shared_heads.is_empty()
+        && !state.read_only
+        && !state.peer_read_only
+        && !state.needs_reset;
+    if !has_nothing || doc.get_heads().is_empty() {
+        return None;
+    }
+    let snapshot = Snapshot::of(doc, cache);
+    state.have_responded = true;
+    state.last_sent_heads.clone_from(&snapshot.heads);
+    state.sent_hashes.extend(snapshot.hashes.iter().copied());
+    state.in_flight = true;
+    let mut flags = sync::MessageFlags::new();
+    flags.set(sync::MessageFlags::SUPPORTS_SYNC_RESET);
+    Some(sync::Message {
+        heads: snapshot.heads.clone(),
+        need: Vec::new(),
+        have: vec![Have {
+            last_sync: Vec::new(),
+            bloom: snapshot.bloom.clone(),
+        }],
+        changes: sync::ChunkList::from(snapshot.bytes.clone()),
+        flags: Some(flags),
+        version: sync::MessageVersion::V2,
+    })
 }
 
 impl DocState {
@@ -105,6 +206,7 @@ impl DocState {
             saved_heads,
             ephemeral_seen: HashMap::new(),
             replies: Vec::new(),
+            snapshot: None,
         }
     }
 
@@ -117,6 +219,11 @@ impl DocState {
 
     pub fn doc(&self) -> &Automerge {
         &self.doc
+    }
+
+    /// The whole document, saved; kept until the document changes.
+    pub fn save(&mut self) -> Vec<u8> {
+        Snapshot::of(&self.doc, &mut self.snapshot).bytes.clone()
     }
 
     /// A document exists once it has a change.
@@ -139,6 +246,7 @@ impl DocState {
             state: sync::State::new(),
             awaiting_doc: false,
             tell_unavailable: false,
+            quiet_at: None,
         });
     }
 
@@ -159,6 +267,7 @@ impl DocState {
             .peers
             .get_mut(&conn)
             .expect("attached on the line above");
+        peer.quiet_at = None;
         self.doc
             .receive_sync_message(&mut peer.state, message)
             .map_err(DocError::Apply)?;
@@ -181,9 +290,15 @@ impl DocState {
         // Applying two messages of one phone in a batch and answering once would leave that
         // phone without the acknowledgement of its last change. The reply is held until the
         // batch is stored.
-        let exists = !self.doc.get_heads().is_empty();
-        if let Some(reply) = Self::sync_message(&self.doc, &self.server_peer, self.id, peer, exists)
-        {
+        let heads = self.doc.get_heads();
+        if let Some(reply) = Self::sync_message(
+            &self.doc,
+            &heads,
+            &mut self.snapshot,
+            &self.server_peer,
+            self.id,
+            peer,
+        ) {
             self.replies.push((conn, reply));
         }
         Ok(())
@@ -225,8 +340,15 @@ impl DocState {
                 }
             }
             out.extend(
-                Self::sync_message(&self.doc, &self.server_peer, self.id, peer, exists)
-                    .map(|message| (conn, message)),
+                Self::sync_message(
+                    &self.doc,
+                    &heads,
+                    &mut self.snapshot,
+                    &self.server_peer,
+                    self.id,
+                    peer,
+                )
+                .map(|message| (conn, message)),
             );
         }
         out
@@ -235,13 +357,14 @@ impl DocState {
     /// The next sync message for one peer, if it is owed one.
     fn sync_message(
         doc: &Automerge,
+        heads: &[ChangeHash],
+        snapshot: &mut Option<Snapshot>,
         server_peer: &PeerId,
         id: DocumentId,
         peer: &mut PeerSync,
-        exists: bool,
     ) -> Option<Message> {
         if peer.awaiting_doc {
-            if !exists {
+            if heads.is_empty() {
                 return None;
             }
             peer.awaiting_doc = false;
@@ -253,7 +376,21 @@ impl DocState {
         if awaiting_first_answer {
             return None;
         }
-        let message = doc.generate_sync_message(&mut peer.state)?;
+        if peer.quiet_at.as_deref() == Some(heads) || in_sync(&peer.state, heads) {
+            // Every test that syncs checks the shortcut against automerge itself.
+            debug_assert!(
+                doc.generate_sync_message(&mut peer.state.clone()).is_none(),
+                "skipped a sync message automerge would send"
+            );
+            peer.quiet_at = Some(heads.to_vec());
+            return None;
+        }
+        let message = whole_document(doc, &mut peer.state, snapshot)
+            .or_else(|| doc.generate_sync_message(&mut peer.state));
+        // Asked again with nothing new on either side, automerge would say nothing: a message
+        // it just sent is in flight.
+        peer.quiet_at = Some(heads.to_vec());
+        let message = message?;
         Some(Message::Sync {
             sender_id: server_peer.clone(),
             target_id: peer.peer_id.clone(),
@@ -408,7 +545,7 @@ impl DocActor {
                     None => break,
                 },
                 () = sleep_until_opt(idle_deadline) => {
-                    if self.try_unload(&state).await {
+                    if self.try_unload(&mut state).await {
                         return;
                     }
                     idle_since = Some(Instant::now());
@@ -447,7 +584,7 @@ impl DocActor {
         }
         // Shutting down: every change is already durable; fold them into a snapshot so the next
         // start loads one blob.
-        if let Err(err) = self.compact(&state).await {
+        if let Err(err) = self.compact(&mut state).await {
             tracing::warn!(error = %err, "compaction at shutdown failed; chunks kept");
         }
         self.registry.remove(self.id, self.generation);
@@ -552,11 +689,11 @@ impl DocActor {
         Ok(())
     }
 
-    async fn compact(&mut self, state: &DocState) -> Result<(), DocError> {
+    async fn compact(&mut self, state: &mut DocState) -> Result<(), DocError> {
         if self.chunks_since_snapshot == 0 {
             return Ok(());
         }
-        let snapshot = state.doc().save();
+        let snapshot = state.save();
         self.store.compact(self.id, snapshot, self.last_seq).await?;
         self.chunks_since_snapshot = 0;
         tracing::debug!("document compacted");
@@ -565,7 +702,7 @@ impl DocActor {
 
     /// Unloads if nobody holds a handle and nothing is queued. Compacts first, while still
     /// registered, so no second actor for this document can load it meanwhile.
-    async fn try_unload(&mut self, state: &DocState) -> bool {
+    async fn try_unload(&mut self, state: &mut DocState) -> bool {
         if let Err(err) = self.compact(state).await {
             tracing::warn!(error = %err, "compaction before unload failed; staying loaded");
             return false;
@@ -634,6 +771,111 @@ mod tests {
         state.mark_saved(heads);
         assert!(!state.upgrade_board().unwrap(), "nothing more to do");
         assert!(state.unsaved().is_none());
+    }
+
+    /// A document of `notes` changes by three actors, as phones would write it.
+    fn written(notes: usize) -> Automerge {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put_object(ROOT, "notes", ObjType::Map).unwrap();
+        tx.commit();
+        let mut phones: Vec<Automerge> = (0..3).map(|_| doc.fork()).collect();
+        for i in 0..notes {
+            let phone = &mut phones[i % 3];
+            let notes_obj = phone.get(ROOT, "notes").unwrap().unwrap().1;
+            let mut tx = phone.transaction();
+            let note = tx
+                .put_object(&notes_obj, format!("n{i}"), ObjType::Map)
+                .unwrap();
+            tx.put(
+                &note,
+                "text",
+                format!("child {i} counted on from the bigger number"),
+            )
+            .unwrap();
+            tx.commit();
+        }
+        for phone in &mut phones {
+            doc.merge(phone).unwrap();
+        }
+        doc
+    }
+
+    /// The sync state of a peer that has nothing, after its first message.
+    fn fresh_peer(doc: &mut Automerge) -> sync::State {
+        let first = Automerge::new()
+            .generate_sync_message(&mut sync::State::new())
+            .unwrap();
+        let mut state = sync::State::new();
+        doc.receive_sync_message(&mut state, first).unwrap();
+        state
+    }
+
+    #[test]
+    fn a_peer_with_nothing_gets_exactly_what_automerge_would_send() {
+        let mut doc = written(30);
+        let mut ours = fresh_peer(&mut doc);
+        let mut automerges = ours.clone();
+        let expected = doc.generate_sync_message(&mut automerges).unwrap();
+        let mut cache = None;
+        let message = whole_document(&doc, &mut ours, &mut cache).expect("a peer with nothing");
+        assert_eq!(message.clone().encode(), expected.encode());
+        assert_eq!(
+            ours, automerges,
+            "the sync state moves on as automerge's would"
+        );
+
+        let mut phone = Automerge::new();
+        phone
+            .receive_sync_message(&mut sync::State::new(), message)
+            .unwrap();
+        assert_eq!(phone.get_heads(), doc.get_heads());
+
+        // Answered once: after that automerge takes over, and says nothing while in flight.
+        assert!(whole_document(&doc, &mut ours, &mut cache).is_none());
+        assert!(doc.generate_sync_message(&mut ours).is_none());
+    }
+
+    #[test]
+    fn the_snapshot_serves_every_fresh_peer_until_the_document_changes() {
+        let mut doc = written(12);
+        let mut cache = None;
+        let (mut one, mut two) = (fresh_peer(&mut doc), fresh_peer(&mut doc));
+        let first = whole_document(&doc, &mut one, &mut cache).unwrap();
+        let saved_at = cache.as_ref().unwrap().heads.clone();
+        let second = whole_document(&doc, &mut two, &mut cache).unwrap();
+        assert_eq!(first.encode(), second.encode());
+
+        let notes = doc.get(ROOT, "notes").unwrap().unwrap().1;
+        let mut tx = doc.transaction();
+        tx.put(&notes, "late", "a late note").unwrap();
+        tx.commit();
+        let mut ours = fresh_peer(&mut doc);
+        let mut automerges = ours.clone();
+        let third = whole_document(&doc, &mut ours, &mut cache).unwrap();
+        assert_ne!(cache.as_ref().unwrap().heads, saved_at);
+        assert_eq!(
+            third.encode(),
+            doc.generate_sync_message(&mut automerges).unwrap().encode()
+        );
+    }
+
+    #[test]
+    fn peers_with_something_are_left_to_automerge() {
+        let mut doc = written(6);
+        let mut cache = None;
+        // A phone holding part of the board.
+        let phone = written(0);
+        let mut phone_state = sync::State::new();
+        let hello = phone.generate_sync_message(&mut phone_state).unwrap();
+        let mut state = sync::State::new();
+        doc.receive_sync_message(&mut state, hello).unwrap();
+        assert!(whole_document(&doc, &mut state, &mut cache).is_none());
+        assert!(cache.is_none(), "no save for a peer that does not need one");
+        // Nor is an empty document sent whole.
+        let mut empty = Automerge::new();
+        let mut state = fresh_peer(&mut empty);
+        assert!(whole_document(&empty, &mut state, &mut cache).is_none());
     }
 
     #[test]
