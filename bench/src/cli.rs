@@ -11,7 +11,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
     name = "labboard-bench",
     about = "Load generator for labboard and other automerge-repo sync servers: simulated phones, \
              each its own WebSocket and Automerge replica, posting notes to lab boards",
-    group(ArgGroup::new("target").required(true).args(["labboard", "sync_url", "start_labboard"]))
+    group(ArgGroup::new("target").args(["labboard", "sync_url", "start_labboard"]))
 )]
 pub struct Cli {
     /// A running labboard, e.g. http://127.0.0.1:8080: labs are created through its API and
@@ -71,6 +71,10 @@ pub enum Scenario {
     Coldload(Coldload),
     /// Many connected phones doing nothing: server memory per connection and idle CPU.
     Idle(Idle),
+    /// Every scenario against labboard and the reference JavaScript sync server, alternately,
+    /// each run on a freshly started server; one table with both servers' figures and ratios.
+    /// Takes no target: it starts both servers itself.
+    Compare(Compare),
 }
 
 /// Note sizes, shared by the scenarios that post notes.
@@ -152,6 +156,65 @@ pub struct Idle {
     /// covers one round of the server's 15 s pings.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub hold: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Compare {
+    /// The labboard binary to start for every labboard run.
+    #[arg(long, default_value = "target/release/labboard")]
+    pub labboard_bin: PathBuf,
+    /// Where the reference server is installed (`npm ci --prefix bench/reference`); holds the
+    /// preload that binds it to 127.0.0.1.
+    #[arg(long, default_value = "bench/reference")]
+    pub reference_dir: PathBuf,
+    /// The Node.js that runs the reference server.
+    #[arg(long, default_value = "node")]
+    pub node: String,
+    /// Rounds of the fixed-size scenarios (steady, burst, coldload, idle); the table shows
+    /// medians. `labs N` runs once per step.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Scenarios to run, comma-separated, from steady, burst, coldload, idle, labs.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "steady,burst,coldload,idle,labs"
+    )]
+    pub scenarios: Vec<String>,
+    /// Phones of the idle scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub idle_phones: usize,
+    /// The lab counts `labs N` steps through, each server until its p99 passes the limit.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,25,50,100,250,500,1000,1250,1500"
+    )]
+    pub labs_steps: Vec<usize>,
+    /// `labs N`: time between two notes of one observer.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub labs_interval: Duration,
+    /// `labs N`: how long observers keep posting.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub labs_duration: Duration,
+    /// `labs N`: the p99 latency a step must stay under to count as held.
+    #[arg(long, default_value_t = 100.0)]
+    pub labs_limit_ms: f64,
+    /// `labs N`: a server stops stepping once its p99 passes this (or a run fails its
+    /// checks), which shows where it falls apart beyond the limit.
+    #[arg(long, default_value_t = 1000.0)]
+    pub labs_stop_ms: f64,
+}
+
+impl Compare {
+    /// The scenarios asked for, in the order they run.
+    pub fn scenario_list(&self) -> Vec<String> {
+        ["steady", "burst", "coldload", "idle", "labs"]
+            .into_iter()
+            .filter(|known| self.scenarios.iter().any(|s| s.trim() == *known))
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// `500ms`, `30s`, `2m`, `1h`; a bare number means seconds.

@@ -17,6 +17,7 @@
 
 mod cli;
 mod coldload;
+mod compare;
 mod http;
 mod idle;
 mod lab_run;
@@ -57,6 +58,9 @@ pub struct Env {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Scenario::Compare(args) = &cli.scenario {
+        return compare(&cli, args).await;
+    }
     let timeout = cli.timeout;
     let mut started = None;
     let outcome = tokio::time::timeout(timeout, run(&cli, &mut started)).await;
@@ -97,6 +101,31 @@ async fn main() -> ExitCode {
                 eprintln!();
                 ExitCode::from(EXIT_CHECKS_FAILED)
             }
+        }
+    }
+}
+
+/// `compare`: no target of its own; each run is a child process with its own `--timeout`.
+async fn compare(cli: &Cli, args: &cli::Compare) -> ExitCode {
+    if cli.labboard.is_some() || cli.sync_url.is_some() || cli.start_labboard.is_some() {
+        eprintln!("labboard-bench: compare starts both servers itself; it takes no target");
+        return ExitCode::from(EXIT_ERROR);
+    }
+    let unknown: Vec<&String> = args
+        .scenarios
+        .iter()
+        .filter(|s| !["steady", "burst", "coldload", "idle", "labs"].contains(&s.trim()))
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!("labboard-bench: unknown scenarios for compare: {unknown:?}");
+        return ExitCode::from(EXIT_ERROR);
+    }
+    match compare::run(args, cli.settle, cli.json).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_CHECKS_FAILED),
+        Err(err) => {
+            eprintln!("labboard-bench: error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
@@ -186,6 +215,7 @@ async fn run(
         }
         Scenario::Coldload(args) => coldload::run(args, &env).await?,
         Scenario::Idle(args) => idle::run(args, &env).await?,
+        Scenario::Compare(_) => anyhow::bail!("compare is not a scenario of one target"),
     };
     let load_after = proc_stats::load_average();
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
@@ -216,5 +246,6 @@ fn cli_scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Labs(_) => "labs",
         Scenario::Coldload(_) => "coldload",
         Scenario::Idle(_) => "idle",
+        Scenario::Compare(_) => "compare",
     }
 }

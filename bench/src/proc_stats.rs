@@ -73,6 +73,19 @@ impl Process {
 }
 
 /// The machine's 1-minute load average, from `/proc/loadavg`.
+/// The machine's memory, from /proc/meminfo.
+pub fn memory_total_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?

@@ -1,5 +1,6 @@
-//! A labboard binary started by the bench (`--start-labboard`): 127.0.0.1:0, a temporary data
-//! directory, a fresh organizer token; killed at the end.
+//! Servers started by the bench, each on 127.0.0.1 with a temporary data directory and killed
+//! at the end: a labboard binary (`--start-labboard`: port 0, a fresh organizer token), and the
+//! reference JavaScript sync server for `compare`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,7 +8,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use labboard_protocol::DocumentId;
+use labboard_protocol::client::Client;
+use labboard_protocol::{DocumentId, PeerId};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -18,6 +20,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The first line the server prints, followed by the bound address.
 const LISTENING_PREFIX: &str = "labboard listening on http://";
+
+/// What the reference server's preload (`bench/reference/loopback.mjs`) prints once bound.
+const REFERENCE_LISTENING_PREFIX: &str = "reference listening on ";
+
+/// The reference server's entry point inside its npm install.
+const REFERENCE_ENTRY: &str = "node_modules/@automerge/automerge-repo-sync-server/src/index.js";
 
 pub struct StartedServer {
     pub addr: SocketAddr,
@@ -32,7 +40,8 @@ impl StartedServer {
         let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
         // Random and unguessable enough for a loopback run; never printed.
         let organizer_token = format!("bench-{}", DocumentId::random());
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -40,30 +49,9 @@ impl StartedServer {
             .arg("--admin-token")
             .arg(&organizer_token)
             .arg("--log")
-            .arg(log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id().context("the server exited at once")?;
-        let stdout = child.stdout.take().context("the server's stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(START_TIMEOUT, lines.next_line())
-            .await
-            .context("waiting for the server's first line")??;
-        let Some(first) = first else {
-            bail!("{} exited before printing its address", bin.display());
-        };
-        let addr = first
-            .strip_prefix(LISTENING_PREFIX)
-            .with_context(|| format!("unexpected first line from the server: {first:?}"))?
-            .trim()
-            .parse()
-            .with_context(|| format!("no address in {first:?}"))?;
-        // Keep reading so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            .arg(log);
+        let (child, pid, addr) =
+            spawn(command, LISTENING_PREFIX, &bin.display().to_string()).await?;
         Ok(Self {
             addr,
             pid,
@@ -74,10 +62,121 @@ impl StartedServer {
     }
 
     /// Kills the server and waits for it (then the data directory is removed).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("the server had already exited ({status})");
-        }
-        self.child.kill().await.context("killing the server")
+    pub async fn stop(self) -> anyhow::Result<()> {
+        stop(self.child).await
     }
+}
+
+/// The reference automerge-repo sync server (`@automerge/automerge-repo-sync-server`, installed
+/// with npm in `dir`), with its file storage in a temporary directory. Its own code listens on
+/// every interface; the preload `loopback.mjs` in `dir` binds it to 127.0.0.1 instead.
+pub struct StartedReference {
+    pub addr: SocketAddr,
+    pub pid: u32,
+    child: Child,
+    _data_dir: TempDir,
+}
+
+impl StartedReference {
+    pub async fn start(node: &str, dir: &Path) -> anyhow::Result<Self> {
+        // It runs in its data directory: every path it gets must be absolute.
+        let dir = &std::fs::canonicalize(dir)
+            .with_context(|| format!("the reference server's directory {}", dir.display()))?;
+        let entry = dir.join(REFERENCE_ENTRY);
+        if !entry.is_file() {
+            bail!(
+                "{} is missing: install the reference server with `npm ci --prefix {}`",
+                entry.display(),
+                dir.display()
+            );
+        }
+        let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
+        let mut command = Command::new(node);
+        command
+            .arg("--import")
+            .arg(dir.join("loopback.mjs"))
+            .arg(&entry)
+            .env("PORT", "0")
+            .env("DATA_DIR", data_dir.path())
+            // It serves static files from `public` under its working directory.
+            .current_dir(data_dir.path());
+        let (child, pid, addr) =
+            spawn(command, REFERENCE_LISTENING_PREFIX, "the reference server").await?;
+        wait_until_it_syncs(addr).await?;
+        Ok(Self {
+            addr,
+            pid,
+            child,
+            _data_dir: data_dir,
+        })
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        stop(self.child).await
+    }
+}
+
+/// Starts a server and reads its address from the first stdout line that starts with
+/// `prefix`; later lines are drained so it never blocks on a full pipe.
+async fn spawn(
+    mut command: Command,
+    prefix: &str,
+    what: &str,
+) -> anyhow::Result<(Child, u32, SocketAddr)> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let pid = child
+        .id()
+        .with_context(|| format!("{what} exited at once"))?;
+    let stdout = child.stdout.take().context("the server's stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(START_TIMEOUT, async {
+        loop {
+            let Some(line) = lines.next_line().await? else {
+                bail!("{what} exited before printing its address");
+            };
+            if let Some(addr) = line.strip_prefix(prefix) {
+                return addr
+                    .trim()
+                    .parse::<SocketAddr>()
+                    .with_context(|| format!("no address in {line:?}"));
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("waiting for {what} to print its address"))??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, pid, addr))
+}
+
+/// The reference server binds its port before its WebSocket adapter listens for connections
+/// (that waits for its storage): a phone connecting in between is dropped. Ready is when a
+/// handshake completes.
+async fn wait_until_it_syncs(addr: SocketAddr) -> anyhow::Result<()> {
+    let url = format!("ws://{addr}");
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        match Client::connect_with_timeout(&url, PeerId::random(), Duration::from_secs(2)).await {
+            Ok(client) => {
+                client.close().await;
+                return Ok(());
+            }
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                return Err(err).context("the reference server never completed a handshake");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn stop(mut child: Child) -> anyhow::Result<()> {
+    if let Some(status) = child.try_wait()? {
+        bail!("the server had already exited ({status})");
+    }
+    child.kill().await.context("killing the server")
 }

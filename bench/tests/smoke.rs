@@ -153,3 +153,53 @@ fn a_bad_size_is_refused_with_an_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("at least 1"), "{stderr}");
 }
+
+/// `compare` at a tiny size: both servers started, every scenario run against each, one
+/// table and one JSON object out. Needs the reference server installed
+/// (`npm ci --prefix bench/reference`, done by `scripts/test`).
+#[test]
+fn compare_runs_every_scenario_against_both_servers() {
+    let server = labboard_bin();
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference");
+    let output = Command::new(env!("CARGO_BIN_EXE_labboard-bench"))
+        .args(["--json", "--settle", "20s", "compare", "--rounds", "1"])
+        .arg("--labboard-bin")
+        .arg(&server)
+        .arg("--reference-dir")
+        .arg(&reference)
+        .args(["--idle-phones", "12", "--labs-steps", "1,2"])
+        .args(["--labs-interval", "1s", "--labs-duration", "2s"])
+        // Both servers should hold two tiny labs under a minute; the point is the stepping.
+        .args(["--labs-limit-ms", "60000", "--labs-stop-ms", "60000"])
+        .output()
+        .expect("running labboard-bench compare");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{stdout}");
+    let json: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("{err}: {stdout}"));
+    let runs = json["runs"].as_array().expect("runs");
+    for scenario in ["steady", "burst", "coldload", "idle"] {
+        for server in ["labboard", "reference"] {
+            let run = runs
+                .iter()
+                .find(|run| run["scenario"] == scenario && run["server"] == server)
+                .unwrap_or_else(|| panic!("no {scenario} run against {server}: {json}"));
+            assert_eq!(run["outcome"], "ok", "{run}");
+            let kind = if server == "labboard" {
+                "labboard"
+            } else {
+                "sync-url"
+            };
+            assert_eq!(run["report"]["target"]["kind"], kind, "{run}");
+        }
+    }
+    let labs = runs.iter().filter(|run| run["scenario"] == "labs").count();
+    assert_eq!(labs, 4, "two steps for each server: {json}");
+    assert_eq!(json["labsHeld"]["labboard"], 2, "{json}");
+    assert_eq!(json["labsHeld"]["reference"], 2, "{json}");
+    assert!(
+        stderr.contains("labboard / reference"),
+        "the table: {stderr}"
+    );
+}
