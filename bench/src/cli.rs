@@ -71,6 +71,9 @@ pub enum Scenario {
     Coldload(Coldload),
     /// Many connected phones doing nothing: server memory per connection and idle CPU.
     Idle(Idle),
+    /// Boards of many notes, the server restarted, then every board opened by a fresh
+    /// projector: server memory per board loaded from storage (needs `--start-labboard`).
+    Boards(Boards),
     /// Every scenario against labboard and the reference JavaScript sync server, alternately,
     /// each run on a freshly started server; one table with both servers' figures and ratios.
     /// Takes no target: it starts both servers itself.
@@ -159,6 +162,25 @@ pub struct Idle {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct Boards {
+    /// Boards loaded at once.
+    #[arg(default_value_t = 20)]
+    pub count: usize,
+    /// Notes on each board.
+    #[arg(long, default_value_t = 500)]
+    pub notes: usize,
+    /// Observers writing each board, concurrently, one change per note.
+    #[arg(long, default_value_t = 11)]
+    pub writers: usize,
+    /// After the projectors leave, how long to wait for the server to unload every board
+    /// (its `--idle-unload`, 60 s by default, and a little more); 0 skips that check.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub unload_wait: Duration,
+    #[command(flatten)]
+    pub size: NoteSize,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct Compare {
     /// The labboard binary to start for every labboard run.
     #[arg(long, default_value = "target/release/labboard")]
@@ -188,7 +210,7 @@ pub struct Compare {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "10,25,50,100,250,500,1000,1250,1500"
+        default_value = "10,50,100,200,300,500,1000"
     )]
     pub labs_steps: Vec<usize>,
     /// `labs N`: time between two notes of one observer.

@@ -9,9 +9,9 @@ use labboard_protocol::client::Client;
 use labboard_protocol::PeerId;
 use serde_json::json;
 
-use crate::cli::Coldload;
+use crate::cli::{Coldload, NoteSize};
 use crate::phone::{
-    bounded, close_all, ensure_positive, note_count, unique, Phone, SETUP_CONCURRENCY,
+    bounded, close_all, ensure_positive, note_count, unique, Lab, Phone, SETUP_CONCURRENCY,
 };
 use crate::proc_stats::{Meter, PeakRss};
 use crate::report::{Percentiles, Report};
@@ -46,57 +46,8 @@ pub async fn run(args: &Coldload, env: &Env) -> anyhow::Result<Report> {
     // Set-up: the board, written concurrently, one change per note.
     let setup = Meter::start(env.server)?;
     let lab = env.target.create_lab("Bench cold load").await?;
-    let connects = (0..args.writers)
-        .map(|index| {
-            let (target, lab) = (Arc::clone(&env.target), lab.clone());
-            async move {
-                let name = format!("Writer {}", index + 1);
-                let url = target.phone_url(&lab, &name).await?;
-                Phone::connect(url, name, lab.doc_id).await
-            }
-        })
-        .collect();
-    let writers: Vec<Phone> = bounded(SETUP_CONCURRENCY, connects).await?;
-    let writes = writers
-        .iter()
-        .enumerate()
-        .map(|(index, writer)| {
-            let (writer, size, total) = (writer.clone(), args.size.clone(), args.notes);
-            let (settle, alone) = (env.settle, args.writers == 1);
-            let mine: Vec<usize> = (index..args.notes).step_by(args.writers).collect();
-            async move {
-                let mut rng = Rng::new(u64::try_from(index).expect("fits"));
-                for k in mine {
-                    let id = format!("{}-{k}", writer.client().peer_id());
-                    writer.post_note(&id, &rng.note_text(size.min_chars, size.max_chars), k)?;
-                    tokio::task::yield_now().await;
-                }
-                // Every note a writer did not write reached it through the server, so once every
-                // writer has every note the server has them all. A lone writer has only the
-                // server's acknowledgement to go by.
-                let stored = async {
-                    if alone {
-                        writer.doc.wait_synced().await
-                    } else {
-                        writer.doc.wait_until(|doc| note_count(doc) >= total).await
-                    }
-                };
-                tokio::time::timeout(settle, stored)
-                    .await
-                    .with_context(|| {
-                        format!("{}: the board was not complete in time", writer.name)
-                    })?
-                    .with_context(|| format!("{}: waiting for the whole board", writer.name))?;
-                anyhow::Ok(())
-            }
-        })
-        .collect();
-    bounded(SETUP_CONCURRENCY, writes).await?;
-    let first = writers[0].clone();
-    let heads = first.doc.heads();
-    let board_bytes = first.doc.with_doc(|doc| doc.save().len());
-    let changes = first.doc.with_doc(|doc| doc.get_changes(&[]).len());
-    close_all(writers).await;
+    let board = fill_board(env, &lab, args.notes, args.writers, &args.size).await?;
+    let (heads, board_bytes, changes) = (board.heads, board.bytes, board.changes);
     let mut urls = Vec::with_capacity(args.fetches);
     for index in 0..args.fetches {
         urls.push(
@@ -186,4 +137,78 @@ pub async fn run(args: &Coldload, env: &Env) -> anyhow::Result<Report> {
         report.fail("not every fetch completed");
     }
     Ok(report)
+}
+
+/// A board written by [`fill_board`].
+pub struct FilledBoard {
+    pub heads: Vec<automerge::ChangeHash>,
+    /// Its saved size.
+    pub bytes: usize,
+    pub changes: usize,
+}
+
+/// Writes `notes` notes onto a lab's board from `writers` phones at once, one change per note,
+/// and returns once every writer has all of them (so the server has them all); the writers
+/// then disconnect.
+pub async fn fill_board(
+    env: &Env,
+    lab: &Lab,
+    notes: usize,
+    writers: usize,
+    size: &NoteSize,
+) -> anyhow::Result<FilledBoard> {
+    let connects = (0..writers)
+        .map(|index| {
+            let (target, lab) = (Arc::clone(&env.target), lab.clone());
+            async move {
+                let name = format!("Writer {}", index + 1);
+                let url = target.phone_url(&lab, &name).await?;
+                Phone::connect(url, name, lab.doc_id).await
+            }
+        })
+        .collect();
+    let phones: Vec<Phone> = bounded(SETUP_CONCURRENCY, connects).await?;
+    let writes = phones
+        .iter()
+        .enumerate()
+        .map(|(index, writer)| {
+            let (writer, size, total) = (writer.clone(), size.clone(), notes);
+            let (settle, alone) = (env.settle, writers == 1);
+            let mine: Vec<usize> = (index..notes).step_by(writers).collect();
+            async move {
+                let mut rng = Rng::new(u64::try_from(index).expect("fits"));
+                for k in mine {
+                    let id = format!("{}-{k}", writer.client().peer_id());
+                    writer.post_note(&id, &rng.note_text(size.min_chars, size.max_chars), k)?;
+                    tokio::task::yield_now().await;
+                }
+                // Every note a writer did not write reached it through the server, so once every
+                // writer has every note the server has them all. A lone writer has only the
+                // server's acknowledgement to go by.
+                let stored = async {
+                    if alone {
+                        writer.doc.wait_synced().await
+                    } else {
+                        writer.doc.wait_until(|doc| note_count(doc) >= total).await
+                    }
+                };
+                tokio::time::timeout(settle, stored)
+                    .await
+                    .with_context(|| {
+                        format!("{}: the board was not complete in time", writer.name)
+                    })?
+                    .with_context(|| format!("{}: waiting for the whole board", writer.name))?;
+                anyhow::Ok(())
+            }
+        })
+        .collect();
+    bounded(SETUP_CONCURRENCY, writes).await?;
+    let first = phones[0].clone();
+    let board = FilledBoard {
+        heads: first.doc.heads(),
+        bytes: first.doc.with_doc(|doc| doc.save().len()),
+        changes: first.doc.with_doc(|doc| doc.get_changes(&[]).len()),
+    };
+    close_all(phones).await;
+    Ok(board)
 }

@@ -96,8 +96,9 @@ pub async fn run(args: &Compare, settle: Duration, json_out: bool) -> anyhow::Re
                 continue;
             };
             for server in order {
+                let when = format!("round {}/{}", round + 1, args.rounds);
                 comparer
-                    .one(&exe, scenario, server, &scenario_args, round)
+                    .one(&exe, scenario, server, &scenario_args, &when)
                     .await?;
             }
         }
@@ -166,13 +167,11 @@ impl Comparer<'_> {
         scenario: &str,
         server: Server,
         scenario_args: &[String],
-        round: usize,
+        when: &str,
     ) -> anyhow::Result<&Run> {
-        let label = scenario_args.join(" ");
         eprintln!(
-            "-- round {}/{}: {label} against {} …",
-            round + 1,
-            self.args.rounds,
+            "-- {when}: {} against {} …",
+            scenario_args.join(" "),
             server.name()
         );
         let timeout = self.child_timeout(scenario);
@@ -292,7 +291,8 @@ impl Comparer<'_> {
                     "--duration".to_owned(),
                     format!("{}ms", self.args.labs_duration.as_millis()),
                 ];
-                let run = self.one(exe, "labs", server, &scenario_args, 0).await?;
+                let when = format!("labs step {}/{}", step + 1, self.args.labs_steps.len());
+                let run = self.one(exe, "labs", server, &scenario_args, &when).await?;
                 labs.steps.push(LabsStep {
                     count,
                     server,
@@ -560,7 +560,13 @@ impl LabsStep {
         if self.ok {
             figures
         } else {
-            format!("{figures} ({})", self.outcome)
+            // The first failure, in short: the full text is under the tables.
+            let short: String = self.outcome.split(';').next().unwrap_or_default().into();
+            let short = match short.char_indices().nth(72) {
+                Some((cut, _)) => format!("{}…", &short[..cut]),
+                None => short,
+            };
+            format!("{figures} ({short})")
         }
     }
 

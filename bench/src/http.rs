@@ -197,10 +197,19 @@ pub async fn join(authority: &str, code: &str, name: &str) -> anyhow::Result<Str
 
 /// The `connections` count of `GET /healthz`.
 pub async fn server_connections(authority: &str) -> anyhow::Result<u64> {
+    health_count(authority, "connections").await
+}
+
+/// The `documentsLoaded` count of `GET /healthz`: boards the server holds in memory.
+pub async fn documents_loaded(authority: &str) -> anyhow::Result<u64> {
+    health_count(authority, "documentsLoaded").await
+}
+
+async fn health_count(authority: &str, key: &str) -> anyhow::Result<u64> {
     let response = request(authority, "GET", "/healthz", None, None).await?;
-    response.json()?["connections"]
+    response.json()?[key]
         .as_u64()
-        .context("no `connections` in /healthz")
+        .with_context(|| format!("no `{key}` in /healthz"))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //!    exits non-zero.
 //! 5. A table, and with `--json` one JSON object on stdout.
 
+mod boards;
 mod cli;
 mod coldload;
 mod compare;
@@ -53,6 +54,8 @@ pub struct Env {
     /// The server process, when its pid is known.
     pub server: Option<Process>,
     pub settle: Duration,
+    /// The server the bench started (`--start-labboard`), for scenarios that restart it.
+    pub started: Option<Arc<tokio::sync::Mutex<StartedServer>>>,
 }
 
 #[tokio::main]
@@ -65,8 +68,12 @@ async fn main() -> ExitCode {
     let mut started = None;
     let outcome = tokio::time::timeout(timeout, run(&cli, &mut started)).await;
     if let Some(server) = started.take() {
-        if let Err(err) = server.stop().await {
-            eprintln!("labboard-bench: stopping the server: {err:#}");
+        // The run is over (or was dropped by the timeout), and its handle with it; were one
+        // left somewhere, the server would still be killed when that is dropped.
+        if let Ok(server) = Arc::try_unwrap(server).map(tokio::sync::Mutex::into_inner) {
+            if let Err(err) = server.stop().await {
+                eprintln!("labboard-bench: stopping the server: {err:#}");
+            }
         }
     }
     match outcome {
@@ -134,7 +141,7 @@ async fn compare(cli: &Cli, args: &cli::Compare) -> ExitCode {
 /// whatever happens) and runs the scenario.
 async fn run(
     cli: &Cli,
-    started: &mut Option<StartedServer>,
+    started: &mut Option<Arc<tokio::sync::Mutex<StartedServer>>>,
 ) -> anyhow::Result<(Report, Arc<Target>)> {
     let (target, pid) = if let Some(bin) = &cli.start_labboard {
         let server = StartedServer::start(bin, &cli.server_log).await?;
@@ -143,7 +150,7 @@ async fn run(
             organizer_token: server.organizer_token.clone(),
         };
         let pid = server.pid;
-        *started = Some(server);
+        *started = Some(Arc::new(tokio::sync::Mutex::new(server)));
         (target, Some(pid))
     } else if let Some(base) = &cli.labboard {
         let target = Target::Labboard {
@@ -171,6 +178,7 @@ async fn run(
         target: Arc::new(target),
         server,
         settle: cli.settle,
+        started: started.clone(),
     };
     let load_before = proc_stats::load_average();
     let mut report = match &cli.scenario {
@@ -215,6 +223,7 @@ async fn run(
         }
         Scenario::Coldload(args) => coldload::run(args, &env).await?,
         Scenario::Idle(args) => idle::run(args, &env).await?,
+        Scenario::Boards(args) => boards::run(args, &env).await?,
         Scenario::Compare(_) => anyhow::bail!("compare is not a scenario of one target"),
     };
     let load_after = proc_stats::load_average();
@@ -246,6 +255,7 @@ fn cli_scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Labs(_) => "labs",
         Scenario::Coldload(_) => "coldload",
         Scenario::Idle(_) => "idle",
+        Scenario::Boards(_) => "boards",
         Scenario::Compare(_) => "compare",
     }
 }

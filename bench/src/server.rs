@@ -3,7 +3,7 @@
 //! reference JavaScript sync server for `compare`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -32,7 +32,9 @@ pub struct StartedServer {
     pub pid: u32,
     pub organizer_token: String,
     child: Child,
-    _data_dir: TempDir,
+    bin: PathBuf,
+    log: String,
+    data_dir: TempDir,
 }
 
 impl StartedServer {
@@ -40,31 +42,79 @@ impl StartedServer {
         let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
         // Random and unguessable enough for a loopback run; never printed.
         let organizer_token = format!("bench-{}", DocumentId::random());
-        let mut command = Command::new(bin);
-        command
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .arg("--admin-token")
-            .arg(&organizer_token)
-            .arg("--log")
-            .arg(log);
         let (child, pid, addr) =
-            spawn(command, LISTENING_PREFIX, &bin.display().to_string()).await?;
+            spawn_labboard(bin, log, "127.0.0.1:0", data_dir.path(), &organizer_token).await?;
         Ok(Self {
             addr,
             pid,
             organizer_token,
             child,
-            _data_dir: data_dir,
+            bin: bin.to_owned(),
+            log: log.to_owned(),
+            data_dir,
         })
+    }
+
+    /// Stops the server the way an operator would (SIGTERM: it stores and compacts every open
+    /// board) and starts it again on the same address and data, as after a reboot: every board
+    /// is then loaded from storage when a phone asks for it. Returns the new process id.
+    pub async fn restart(&mut self) -> anyhow::Result<u32> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await
+            .context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", self.pid);
+        match tokio::time::timeout(START_TIMEOUT, self.child.wait()).await {
+            Ok(exit) => {
+                exit.context("waiting for the server to stop")?;
+            }
+            Err(_) => {
+                self.child
+                    .kill()
+                    .await
+                    .context("killing a server that would not stop")?;
+            }
+        }
+        let (child, pid, addr) = spawn_labboard(
+            &self.bin,
+            &self.log,
+            &self.addr.to_string(),
+            self.data_dir.path(),
+            &self.organizer_token,
+        )
+        .await?;
+        anyhow::ensure!(addr == self.addr, "restarted on {addr}, not {}", self.addr);
+        self.child = child;
+        self.pid = pid;
+        Ok(pid)
     }
 
     /// Kills the server and waits for it (then the data directory is removed).
     pub async fn stop(self) -> anyhow::Result<()> {
         stop(self.child).await
     }
+}
+
+async fn spawn_labboard(
+    bin: &Path,
+    log: &str,
+    listen: &str,
+    data_dir: &Path,
+    organizer_token: &str,
+) -> anyhow::Result<(Child, u32, SocketAddr)> {
+    let mut command = Command::new(bin);
+    command
+        .arg("--listen")
+        .arg(listen)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--admin-token")
+        .arg(organizer_token)
+        .arg("--log")
+        .arg(log);
+    spawn(command, LISTENING_PREFIX, &bin.display().to_string()).await
 }
 
 /// The reference automerge-repo sync server (`@automerge/automerge-repo-sync-server`, installed

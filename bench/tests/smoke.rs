@@ -134,6 +134,30 @@ fn coldload() {
 }
 
 #[test]
+fn boards() {
+    let json = bench(&[
+        "boards",
+        "2",
+        "--notes",
+        "24",
+        "--writers",
+        "3",
+        "--unload-wait",
+        "0",
+    ]);
+    assert_eq!(json["scenario"], "boards");
+    assert_eq!(json["boardsLoaded"], 2, "{json}");
+    for key in [
+        "rssAfterRestartKiB",
+        "rssConnectedKiB",
+        "rssLoadedKiB",
+        "rssPerBoardKiB",
+    ] {
+        assert!(json[key].is_number(), "{key} in {json}");
+    }
+}
+
+#[test]
 fn idle() {
     let json = bench(&["idle", "15", "--per-lab", "6", "--hold", "200ms"]);
     assert_eq!(json["scenario"], "idle");
