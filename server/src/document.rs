@@ -578,7 +578,7 @@ impl DocActor {
                 return;
             }
             for (conn, message) in state.outgoing() {
-                self.deliver(&mut state, conn, Outgoing::Message(message));
+                self.deliver(&mut state, conn, Outgoing::Message(Box::new(message)));
             }
             idle_since = (state.peer_count() == 0).then(Instant::now);
         }
@@ -635,7 +635,7 @@ impl DocActor {
             } => {
                 for (to, message) in state.relay_ephemeral(conn, sender_id, session_id, count, data)
                 {
-                    self.deliver(state, to, Outgoing::Message(message));
+                    self.deliver(state, to, Outgoing::Message(Box::new(message)));
                 }
             }
             DocCommand::Detach { conn } => {
