@@ -126,6 +126,59 @@ impl Snapshot {
     }
 }
 
+/// Our side of the sync messages of one round: the document at `heads`, as this server.
+struct Sender<'a> {
+    doc: &'a Automerge,
+    heads: &'a [ChangeHash],
+    snapshot: &'a mut Option<Snapshot>,
+    server_peer: &'a PeerId,
+    id: DocumentId,
+}
+
+impl Sender<'_> {
+    /// The next sync message for one peer, if it is owed one.
+    fn sync_message(&mut self, peer: &mut PeerSync) -> Option<Message> {
+        let (doc, heads) = (self.doc, self.heads);
+        if peer.awaiting_doc {
+            if heads.is_empty() {
+                return None;
+            }
+            peer.awaiting_doc = false;
+        }
+        // A peer that had nothing and has not answered the whole document we sent it yet
+        // would get the whole document again with every change; its answer comes first.
+        let awaiting_first_answer =
+            peer.state.in_flight && peer.state.their_heads.as_ref().is_some_and(Vec::is_empty);
+        if awaiting_first_answer {
+            return None;
+        }
+        let quiet = peer.quiet_at.as_deref() == Some(heads);
+        if quiet || in_sync(&peer.state, heads) {
+            // Every test that syncs checks the shortcut against automerge itself.
+            debug_assert!(
+                doc.generate_sync_message(&mut peer.state.clone()).is_none(),
+                "skipped a sync message automerge would send"
+            );
+            if !quiet {
+                peer.quiet_at = Some(heads.to_vec());
+            }
+            return None;
+        }
+        let message = whole_document(doc, &mut peer.state, self.snapshot)
+            .or_else(|| doc.generate_sync_message(&mut peer.state));
+        // Asked again with nothing new on either side, automerge would say nothing: a message
+        // it just sent is in flight.
+        peer.quiet_at = Some(heads.to_vec());
+        let message = message?;
+        Some(Message::Sync {
+            sender_id: self.server_peer.clone(),
+            target_id: peer.peer_id.clone(),
+            document_id: self.id,
+            data: message.encode(),
+        })
+    }
+}
+
 /// Whether automerge's `generate_sync_message` would certainly answer `None`: the peer told us
 /// it has exactly our heads and needs nothing, and we already told it those heads. Checked
 /// first because automerge computes a bloom filter over the document before it finds that out.
@@ -291,14 +344,14 @@ impl DocState {
         // phone without the acknowledgement of its last change. The reply is held until the
         // batch is stored.
         let heads = self.doc.get_heads();
-        if let Some(reply) = Self::sync_message(
-            &self.doc,
-            &heads,
-            &mut self.snapshot,
-            &self.server_peer,
-            self.id,
-            peer,
-        ) {
+        let mut sender = Sender {
+            doc: &self.doc,
+            heads: &heads,
+            snapshot: &mut self.snapshot,
+            server_peer: &self.server_peer,
+            id: self.id,
+        };
+        if let Some(reply) = sender.sync_message(peer) {
             self.replies.push((conn, reply));
         }
         Ok(())
@@ -325,6 +378,13 @@ impl DocState {
         }
         let exists = !heads.is_empty();
         let mut out = std::mem::take(&mut self.replies);
+        let mut sender = Sender {
+            doc: &self.doc,
+            heads: &heads,
+            snapshot: &mut self.snapshot,
+            server_peer: &self.server_peer,
+            id: self.id,
+        };
         for (&conn, peer) in &mut self.peers {
             if peer.tell_unavailable {
                 peer.tell_unavailable = false;
@@ -339,64 +399,9 @@ impl DocState {
                     ));
                 }
             }
-            out.extend(
-                Self::sync_message(
-                    &self.doc,
-                    &heads,
-                    &mut self.snapshot,
-                    &self.server_peer,
-                    self.id,
-                    peer,
-                )
-                .map(|message| (conn, message)),
-            );
+            out.extend(sender.sync_message(peer).map(|message| (conn, message)));
         }
         out
-    }
-
-    /// The next sync message for one peer, if it is owed one.
-    fn sync_message(
-        doc: &Automerge,
-        heads: &[ChangeHash],
-        snapshot: &mut Option<Snapshot>,
-        server_peer: &PeerId,
-        id: DocumentId,
-        peer: &mut PeerSync,
-    ) -> Option<Message> {
-        if peer.awaiting_doc {
-            if heads.is_empty() {
-                return None;
-            }
-            peer.awaiting_doc = false;
-        }
-        // A peer that had nothing and has not answered the whole document we sent it yet
-        // would get the whole document again with every change; its answer comes first.
-        let awaiting_first_answer =
-            peer.state.in_flight && peer.state.their_heads.as_ref().is_some_and(Vec::is_empty);
-        if awaiting_first_answer {
-            return None;
-        }
-        if peer.quiet_at.as_deref() == Some(heads) || in_sync(&peer.state, heads) {
-            // Every test that syncs checks the shortcut against automerge itself.
-            debug_assert!(
-                doc.generate_sync_message(&mut peer.state.clone()).is_none(),
-                "skipped a sync message automerge would send"
-            );
-            peer.quiet_at = Some(heads.to_vec());
-            return None;
-        }
-        let message = whole_document(doc, &mut peer.state, snapshot)
-            .or_else(|| doc.generate_sync_message(&mut peer.state));
-        // Asked again with nothing new on either side, automerge would say nothing: a message
-        // it just sent is in flight.
-        peer.quiet_at = Some(heads.to_vec());
-        let message = message?;
-        Some(Message::Sync {
-            sender_id: server_peer.clone(),
-            target_id: peer.peer_id.clone(),
-            document_id: id,
-            data: message.encode(),
-        })
     }
 
     /// Relays an ephemeral message to every other peer of the document, once per
