@@ -162,8 +162,8 @@ pub async fn fill_board(
             let (target, lab) = (Arc::clone(&env.target), lab.clone());
             async move {
                 let name = format!("Writer {}", index + 1);
-                let url = target.phone_url(&lab, &name).await?;
-                Phone::connect(url, name, lab.doc_id).await
+                let seat = target.seat(&lab, &name).await?;
+                Phone::connect(seat, name, lab.doc_id).await
             }
         })
         .collect();

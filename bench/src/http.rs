@@ -179,7 +179,14 @@ pub async fn create_lab(
 }
 
 /// `POST /api/join`; returns the observer token.
-pub async fn join(authority: &str, code: &str, name: &str) -> anyhow::Result<String> {
+/// A token of a lab and the author id it grants.
+pub struct Joined {
+    pub token: String,
+    pub author_id: String,
+}
+
+/// Joins a lab by code as `name`.
+pub async fn join(authority: &str, code: &str, name: &str) -> anyhow::Result<Joined> {
     let body = json!({ "code": code, "name": name });
     let response = request(authority, "POST", "/api/join", None, Some(&body)).await?;
     if response.status != 200 {
@@ -189,10 +196,17 @@ pub async fn join(authority: &str, code: &str, name: &str) -> anyhow::Result<Str
             response.body
         );
     }
-    response.json()?["token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no `token` in the join answer")
+    let json = response.json()?;
+    let field = |key: &str| {
+        json[key]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no `{key}` in the join answer"))
+    };
+    Ok(Joined {
+        token: field("token")?,
+        author_id: field("authorId")?,
+    })
 }
 
 /// The `connections` count of `GET /healthz`.

@@ -50,8 +50,8 @@ pub async fn run(args: &Idle, env: &Env) -> anyhow::Result<Report> {
             let (target, lab) = (Arc::clone(&env.target), labs[index / args.per_lab].clone());
             async move {
                 let name = format!("Phone {}", index + 1);
-                let url = target.phone_url(&lab, &name).await?;
-                Ok((url, name, lab.doc_id))
+                let seat = target.seat(&lab, &name).await?;
+                Ok((seat, name, lab.doc_id))
             }
         })
         .collect();
@@ -60,7 +60,7 @@ pub async fn run(args: &Idle, env: &Env) -> anyhow::Result<Report> {
     let connecting = Instant::now();
     let connects = seats
         .into_iter()
-        .map(|(url, name, doc_id)| Phone::connect(url, name, doc_id))
+        .map(|(seat, name, doc_id)| Phone::connect(seat, name, doc_id))
         .collect();
     let phones: Vec<Phone> = bounded(SETUP_CONCURRENCY, connects).await?;
     let connect_time = connecting.elapsed();

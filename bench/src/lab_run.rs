@@ -310,8 +310,8 @@ async fn connect_labs(plan: &Plan, env: &Env) -> anyhow::Result<Vec<LabPhones>> 
             };
             let (target, lab) = (Arc::clone(&env.target), lab.clone());
             connects.push(async move {
-                let url = target.phone_url(&lab, &name).await?;
-                Phone::connect(url, name, lab.doc_id).await
+                let seat = target.seat(&lab, &name).await?;
+                Phone::connect(seat, name, lab.doc_id).await
             });
         }
     }

@@ -107,18 +107,38 @@ impl Target {
 
     /// The WebSocket URL a phone called `name` uses for `lab` (a labboard phone joins first).
     pub async fn phone_url(&self, lab: &Lab, name: &str) -> anyhow::Result<String> {
+        Ok(self.seat(lab, name).await?.url)
+    }
+
+    /// What a phone called `name` needs to write in `lab`: its URL, and on labboard the author
+    /// id its token grants (the server refuses notes under any other).
+    pub async fn seat(&self, lab: &Lab, name: &str) -> anyhow::Result<Seat> {
         match self {
             Target::Labboard { authority, .. } => {
                 let code = lab
                     .join_code
                     .as_deref()
                     .context("a labboard lab has a code")?;
-                let token = http::join(authority, code, name).await?;
-                Ok(format!("ws://{authority}/sync?token={token}"))
+                let joined = http::join(authority, code, name).await?;
+                Ok(Seat {
+                    url: format!("ws://{authority}/sync?token={}", joined.token),
+                    author_id: Some(joined.author_id),
+                })
             }
-            Target::SyncUrl { url } => Ok(url.clone()),
+            Target::SyncUrl { url } => Ok(Seat {
+                url: url.clone(),
+                author_id: None,
+            }),
         }
     }
+}
+
+/// Where a phone connects, and who it writes as.
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub url: String,
+    /// The author id a labboard token grants; elsewhere the phone's peer id serves.
+    pub author_id: Option<String>,
 }
 
 /// A short id unique within this run, for peer ids.
@@ -131,21 +151,30 @@ pub fn unique() -> String {
 pub struct Phone {
     pub name: String,
     pub doc: DocHandle,
+    /// What its notes carry as `authorId`.
+    pub author_id: String,
 }
 
 impl Phone {
     /// Connects to `url` and fetches the board, within [`FIND_TIMEOUT`].
-    pub async fn connect(url: String, name: String, doc_id: DocumentId) -> anyhow::Result<Phone> {
+    pub async fn connect(seat: Seat, name: String, doc_id: DocumentId) -> anyhow::Result<Phone> {
         let peer_id = PeerId::new(format!("bench-{}-{}", name.replace(' ', "-"), unique()));
+        let author_id = seat
+            .author_id
+            .unwrap_or_else(|| peer_id.as_str().to_owned());
         let attempt = async {
-            let client = Client::connect(&url, peer_id).await?;
+            let client = Client::connect(&seat.url, peer_id).await?;
             client.find(doc_id).await
         };
         let doc = tokio::time::timeout(FIND_TIMEOUT, attempt)
             .await
             .with_context(|| format!("{name}: no board within {FIND_TIMEOUT:?}"))?
             .with_context(|| format!("{name}: connecting and fetching the board"))?;
-        Ok(Phone { name, doc })
+        Ok(Phone {
+            name,
+            doc,
+            author_id,
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -159,7 +188,7 @@ impl Phone {
             .map_or(0, |since| {
                 i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
             });
-        let author_id = self.client().peer_id().as_str().to_owned();
+        let author_id = self.author_id.as_str();
         let category = labboard_protocol::board::DEFAULT_CATEGORIES
             [index % labboard_protocol::board::DEFAULT_CATEGORIES.len()]
         .0;
@@ -173,7 +202,7 @@ impl Phone {
                 tx.put(&note, "text", text)?;
                 tx.put(&note, "category", category)?;
                 tx.put(&note, "authorName", self.name.as_str())?;
-                tx.put(&note, "authorId", author_id.as_str())?;
+                tx.put(&note, "authorId", author_id)?;
                 tx.put(&note, "createdAt", created_at)?;
                 tx.put_object(&note, "children", ObjType::List)?;
                 tx.put_object(&note, "reactions", ObjType::Map)?;

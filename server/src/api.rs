@@ -382,6 +382,8 @@ struct Access {
     title: String,
     role: Role,
     name: String,
+    /// What this holder's notes, reactions and time-outs must carry as `authorId`.
+    author_id: String,
     /// Milliseconds since the epoch.
     expires_at: i64,
     /// The current join code and link, for facilitators (the board shows them).
@@ -398,6 +400,7 @@ impl Access {
             doc_id,
             role,
             name,
+            author_id,
             expires_at,
         } = issued.grant;
         let join_code = (role == Role::Facilitator)
@@ -410,6 +413,7 @@ impl Access {
             title: lab.title,
             role,
             name,
+            author_id,
             expires_at,
             join_url: join_code.as_deref().map(|code| app.join_url(code)),
             join_code,
@@ -418,9 +422,30 @@ impl Access {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct JoinBody {
     code: Option<String>,
     name: Option<String>,
+    /// A secret the device keeps, so that it gets the same author id every time it joins.
+    device_key: Option<String>,
+}
+
+/// The device key of a join or sign-in, if it is one.
+fn device_key(key: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match key {
+        None => Ok(None),
+        Some(key)
+            if !key.is_empty()
+                && key.chars().count() <= secrets::MAX_DEVICE_KEY_CHARS
+                && !key.chars().any(char::is_control) =>
+        {
+            Ok(Some(key))
+        }
+        Some(_) => Err(ApiError::bad_request(format!(
+            "`deviceKey` must be 1 to {} characters of text",
+            secrets::MAX_DEVICE_KEY_CHARS
+        ))),
+    }
 }
 
 async fn join(
@@ -431,6 +456,7 @@ async fn join(
     let ip = peer.ip();
     app.join_limiter.check(ip).map_err(ApiError::too_many)?;
     let name = clean_name(body.name, "")?;
+    let device_key = device_key(body.device_key.as_deref())?;
     let code = body.code.unwrap_or_default();
     let lab = match secrets::normalize_join_code(&code) {
         Some(code) => app.labs.by_join_code(&code).await?,
@@ -443,15 +469,21 @@ async fn join(
             "no lab has this join code; check it or ask the facilitator for the current one",
         ));
     };
-    let issued = app.labs.issue(&lab, Role::Observer, name).await?;
+    let author_id = secrets::author_id(&lab.lab_id, device_key);
+    let issued = app
+        .labs
+        .issue(&lab, Role::Observer, name, author_id)
+        .await?;
     tracing::info!(lab_id = %lab.lab_id, "observer joined");
     Ok(Json(Access::new(&app, issued, lab)))
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct FacilitateBody {
     key: Option<String>,
     name: Option<String>,
+    device_key: Option<String>,
 }
 
 async fn facilitate(
@@ -465,6 +497,7 @@ async fn facilitate(
         .check(ip)
         .map_err(ApiError::too_many)?;
     let name = clean_name(body.name, "Facilitator")?;
+    let device_key = device_key(body.device_key.as_deref())?;
     let key = secrets::normalize_facilitator_key(&body.key.unwrap_or_default());
     let lab = app
         .labs
@@ -478,7 +511,11 @@ async fn facilitate(
             "wrong facilitator key for this lab",
         ));
     };
-    let issued = app.labs.issue(&lab, Role::Facilitator, name).await?;
+    let author_id = secrets::author_id(&lab.lab_id, device_key);
+    let issued = app
+        .labs
+        .issue(&lab, Role::Facilitator, name, author_id)
+        .await?;
     tracing::info!(lab_id = %lab.lab_id, "facilitator signed in");
     Ok(Json(Access::new(&app, issued, lab)))
 }

@@ -19,6 +19,7 @@ use tokio::time::{interval_at, sleep_until, Instant};
 use tracing::field::{display, Empty};
 
 use crate::document::{ConnId, DocCommand, DocHandle, SyncKind};
+use crate::ingest::Writer;
 use crate::labs::Grant;
 use crate::outbox::{Kick, Outbox, OutboxReceiver, Outgoing};
 use crate::AppState;
@@ -309,7 +310,13 @@ impl Session {
             };
         };
         if let Some(sender) = message.sender_id() {
-            if *sender != peer_id && !matches!(message, Message::Ephemeral { .. }) {
+            if *sender != peer_id {
+                if matches!(message, Message::Ephemeral { .. }) {
+                    // automerge-repo clients pass on presence they received, under its
+                    // author's id: never relayed, since a phone speaks only for itself.
+                    tracing::debug!(sender_id = %sender, "dropped ephemeral message of another peer");
+                    return Ok(Vec::new());
+                }
                 return Err(Ending::refused(format!(
                     "peer ID mismatch: expected {peer_id}, received {sender}"
                 )));
@@ -436,6 +443,11 @@ impl Session {
         let command = DocCommand::Sync {
             conn: self.conn_id,
             peer_id,
+            writer: Writer {
+                role: self.grant.role,
+                author_id: self.grant.author_id.clone(),
+                name: self.grant.name.clone(),
+            },
             outbox: self.outbox.clone(),
             kind,
             message,

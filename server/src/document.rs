@@ -21,9 +21,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::ingest::{self, Refusal, Tips, Waiting, Writer};
 use crate::outbox::{Outbox, Outgoing};
 use crate::registry::Registry;
-use crate::storage::{ChunkSeq, Storage, StorageError};
+use crate::storage::{ChunkSeq, Storage, StorageError, StoredDoc};
 
 /// Identifies one WebSocket connection for the life of the process.
 pub type ConnId = u64;
@@ -42,6 +43,15 @@ const COMPACT_AFTER_CHUNKS: usize = 64;
 /// Sessions remembered for ephemeral deduplication before the memory is cleared.
 const MAX_EPHEMERAL_SESSIONS: usize = 4096;
 
+/// Largest step of an ephemeral session's counter that is relayed. Clients count up by one per
+/// message; a jump this large only serves to make later honest messages look old.
+const MAX_EPHEMERAL_COUNT_STEP: u64 = 100_000;
+
+/// Largest counter a session may start at here. A client keeps counting across a server
+/// restart, so a session new to us may be well under way; at one presence message a second it
+/// would take 136 years to reach this.
+const MAX_EPHEMERAL_FIRST_COUNT: u64 = 1 << 32;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncKind {
     Sync,
@@ -49,10 +59,21 @@ pub enum SyncKind {
     Request,
 }
 
+impl From<Refusal> for DocError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(Box::new(refusal))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
+    /// The message failed a check ([`ingest`]): nothing of it reached the document.
+    #[error("sync message refused: {0}")]
+    Refused(Box<Refusal>),
+    /// Automerge failed or panicked while applying a message that passed every check. The
+    /// document may be half-changed: the actor reloads it from storage.
     #[error("sync message could not be applied: {0}")]
-    Apply(#[source] automerge::AutomergeError),
+    Poisoned(String),
     #[error("stored document could not be loaded: {0}")]
     Load(#[source] automerge::AutomergeError),
     #[error("stored board could not be upgraded: {0}")]
@@ -64,7 +85,11 @@ pub enum DocError {
 /// Everything the server knows about one peer of one document.
 struct PeerSync {
     peer_id: PeerId,
+    /// Who the peer's token says it is: what its changes may do.
+    writer: Writer,
     state: sync::State,
+    /// Its changes still missing dependencies.
+    waiting: Waiting,
     /// Asked for the document while we had nothing: no sync messages until we do.
     awaiting_doc: bool,
     /// Owed a `doc-unavailable`.
@@ -81,6 +106,8 @@ pub struct DocState {
     id: DocumentId,
     server_peer: PeerId,
     doc: Automerge,
+    /// Each actor's last change: what incoming changes are checked against.
+    tips: Tips,
     peers: BTreeMap<ConnId, PeerSync>,
     saved_heads: Vec<ChangeHash>,
     ephemeral_seen: HashMap<(PeerId, String), u64>,
@@ -164,8 +191,27 @@ impl Sender<'_> {
             }
             return None;
         }
-        let message = whole_document(doc, &mut peer.state, self.snapshot)
-            .or_else(|| doc.generate_sync_message(&mut peer.state));
+        let snapshot = &mut *self.snapshot;
+        let state = &mut peer.state;
+        let generated = ingest::contained(|| {
+            whole_document(doc, state, snapshot).or_else(|| doc.generate_sync_message(state))
+        });
+        let message = match generated {
+            Ok(message) => message,
+            Err(panic) => {
+                // The document is intact (generating only reads it); the peer's sync state,
+                // built from what the peer told us, is not. Start that peer over.
+                tracing::warn!(
+                    doc_id = %self.id,
+                    peer_id = %peer.peer_id,
+                    error = %panic,
+                    "generating a sync message panicked; resetting the peer's sync state"
+                );
+                peer.state = sync::State::new();
+                peer.state.needs_reset = true;
+                None
+            }
+        };
         // Asked again with nothing new on either side, automerge would say nothing: a message
         // it just sent is in flight.
         peer.quiet_at = Some(heads.to_vec());
@@ -177,6 +223,30 @@ impl Sender<'_> {
             data: message.encode(),
         })
     }
+}
+
+/// Loads a stored snapshot. One written by an older version may hold a change automerge's
+/// checks refuse; it is loaded without them as a last resort.
+fn load_snapshot(snapshot: &[u8]) -> Result<Automerge, DocError> {
+    match ingest::contained(|| Automerge::load(snapshot)) {
+        Ok(Ok(doc)) => return Ok(doc),
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "stored snapshot does not load; retrying without verification")
+        }
+        Err(panic) => {
+            tracing::error!(error = %panic, "stored snapshot does not load; retrying without verification")
+        }
+    }
+    ingest::contained(|| {
+        Automerge::load_with_options(
+            snapshot,
+            automerge::LoadOptions::new()
+                .on_partial_load(automerge::OnPartialLoad::Ignore)
+                .verification_mode(automerge::VerificationMode::DontCheck),
+        )
+    })
+    .map_err(DocError::Poisoned)?
+    .map_err(DocError::Load)
 }
 
 /// Whether automerge's `generate_sync_message` would certainly answer `None`: the peer told us
@@ -242,11 +312,65 @@ impl DocState {
         Self::with_doc(id, server_peer, Automerge::new())
     }
 
-    /// Restores a stored document (snapshot and chunks, concatenated).
+    /// Restores a stored document (snapshot and chunks, concatenated) that is trusted as it is:
+    /// for tests and for documents this server wrote after checking them.
     pub fn load(id: DocumentId, server_peer: PeerId, bytes: &[u8]) -> Result<Self, DocError> {
-        let mut doc = Automerge::new();
-        doc.load_incremental(bytes).map_err(DocError::Load)?;
+        let doc = ingest::contained(|| Automerge::load(bytes))
+            .map_err(DocError::Poisoned)?
+            .map_err(DocError::Load)?;
         Ok(Self::with_doc(id, server_peer, doc))
+    }
+
+    /// Restores a stored document, checking every change of its incremental chunks as if a
+    /// phone had sent it: a change stored by an older version that does not load is skipped,
+    /// and so is anything that depends on it. Returns the state and what was skipped, in words.
+    pub fn load_stored(
+        id: DocumentId,
+        server_peer: PeerId,
+        stored: &StoredDoc,
+    ) -> Result<(Self, Vec<String>), DocError> {
+        let doc = match &stored.snapshot {
+            Some(snapshot) => load_snapshot(snapshot)?,
+            None => Automerge::new(),
+        };
+        let mut state = Self::with_doc(id, server_peer, doc);
+        let mut skipped = Vec::new();
+        let server = Writer::server();
+        for (index, chunk) in stored.chunks.iter().enumerate() {
+            let mut waiting = Waiting::default();
+            let admitted = match ingest::admit(
+                &state.doc,
+                &mut state.tips,
+                &mut waiting,
+                &server,
+                std::iter::once(chunk.as_slice()),
+            ) {
+                Ok(admitted) => admitted,
+                Err(refusal) => {
+                    skipped.push(format!("chunk {index}: {refusal}"));
+                    continue;
+                }
+            };
+            if !waiting.is_empty() {
+                skipped.push(format!(
+                    "chunk {index}: {} changes whose dependencies are missing",
+                    waiting.len()
+                ));
+            }
+            let bytes: Vec<u8> = admitted
+                .changes
+                .iter()
+                .flat_map(|change| change.raw_bytes().iter().copied())
+                .collect();
+            let applied = ingest::contained(|| state.doc.load_incremental(&bytes));
+            if !matches!(applied, Ok(Ok(_))) {
+                return Err(DocError::Poisoned(format!(
+                    "chunk {index} passed every check but could not be applied"
+                )));
+            }
+        }
+        state.saved_heads = state.doc.get_heads();
+        Ok((state, skipped))
     }
 
     fn with_doc(id: DocumentId, server_peer: PeerId, doc: Automerge) -> Self {
@@ -254,6 +378,7 @@ impl DocState {
         Self {
             id,
             server_peer,
+            tips: Tips::of(&doc),
             doc,
             peers: BTreeMap::new(),
             saved_heads,
@@ -267,7 +392,11 @@ impl DocState {
     /// by this replica's actor; leaves anything else alone. True if it made a change, which is
     /// unsaved like any other until [`Self::mark_saved`].
     pub fn upgrade_board(&mut self) -> Result<bool, DocError> {
-        board::upgrade(&mut self.doc).map_err(DocError::Upgrade)
+        let upgraded = board::upgrade(&mut self.doc).map_err(DocError::Upgrade)?;
+        if upgraded {
+            self.tips = Tips::of(&self.doc);
+        }
+        Ok(upgraded)
     }
 
     pub fn doc(&self) -> &Automerge {
@@ -277,6 +406,22 @@ impl DocState {
     /// The whole document, saved; kept until the document changes.
     pub fn save(&mut self) -> Vec<u8> {
         Snapshot::of(&self.doc, &mut self.snapshot).bytes.clone()
+    }
+
+    /// The whole document, saved, after checking that it loads again to the same heads.
+    pub fn verified_snapshot(&mut self) -> Result<Vec<u8>, DocError> {
+        let bytes = self.save();
+        let heads = self.doc.get_heads();
+        match ingest::contained(|| Automerge::load(&bytes).map(|doc| doc.get_heads())) {
+            Ok(Ok(loaded)) if loaded == heads => Ok(bytes),
+            Ok(Ok(_)) => Err(DocError::Poisoned(
+                "the saved document loads to other heads".into(),
+            )),
+            Ok(Err(err)) => Err(DocError::Poisoned(format!(
+                "the saved document does not load: {err}"
+            ))),
+            Err(panic) => Err(DocError::Poisoned(panic)),
+        }
     }
 
     /// A document exists once it has a change.
@@ -293,37 +438,91 @@ impl DocState {
     }
 
     /// Starts syncing with a connection, from a fresh sync state.
-    pub fn attach(&mut self, conn: ConnId, peer_id: PeerId) {
+    pub fn attach(&mut self, conn: ConnId, peer_id: PeerId, writer: Writer) {
         self.peers.entry(conn).or_insert_with(|| PeerSync {
             peer_id,
+            writer,
             state: sync::State::new(),
+            waiting: Waiting::default(),
             awaiting_doc: false,
             tell_unavailable: false,
             quiet_at: None,
         });
     }
 
+    /// The attached peers, for carrying them over to a reloaded state.
+    pub fn attached(&self) -> Vec<(ConnId, PeerId, Writer)> {
+        self.peers
+            .iter()
+            .map(|(&conn, peer)| (conn, peer.peer_id.clone(), peer.writer.clone()))
+            .collect()
+    }
+
+    /// Attaches a peer after this state was reloaded from storage: whatever it sent that was not
+    /// stored is gone here, so the next message tells it to forget what it believes it sent us
+    /// (a sync reset) and it sends it again.
+    pub fn reattach(&mut self, conn: ConnId, peer_id: PeerId, writer: Writer) {
+        self.attach(conn, peer_id, writer);
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.state.needs_reset = true;
+        }
+    }
+
     pub fn detach(&mut self, conn: ConnId) -> bool {
         self.peers.remove(&conn).is_some()
     }
 
-    /// Applies one sync message from a peer, attaching it if needed.
+    /// Applies one sync message from a peer, attaching it if needed. Its changes pass the
+    /// checks of [`ingest`] first: a refused message changes nothing. A
+    /// [`DocError::Poisoned`] means the document must be reloaded.
     pub fn receive(
         &mut self,
         conn: ConnId,
         peer_id: PeerId,
+        writer: &Writer,
         kind: SyncKind,
         message: sync::Message,
     ) -> Result<(), DocError> {
-        self.attach(conn, peer_id);
+        self.attach(conn, peer_id, writer.clone());
         let peer = self
             .peers
             .get_mut(&conn)
             .expect("attached on the line above");
         peer.quiet_at = None;
-        self.doc
-            .receive_sync_message(&mut peer.state, message)
-            .map_err(DocError::Apply)?;
+        // One connection has one token; this only matters to callers that mix them.
+        peer.writer.clone_from(writer);
+        let admitted = ingest::admit(
+            &self.doc,
+            &mut self.tips,
+            &mut peer.waiting,
+            &peer.writer,
+            message.changes.iter(),
+        )?;
+        // Automerge gets what passed, and instead of heads it cannot have yet, what they wait
+        // for, so that it asks the peer for exactly that.
+        let heads = if peer.waiting.is_empty() {
+            message.heads
+        } else {
+            peer.waiting.frontier(&message.heads)
+        };
+        let checked = sync::Message {
+            heads,
+            changes: sync::ChunkList::from(
+                admitted
+                    .changes
+                    .iter()
+                    .map(|change| change.raw_bytes().to_vec())
+                    .collect::<Vec<_>>(),
+            ),
+            ..message
+        };
+        let doc = &mut self.doc;
+        let state = &mut peer.state;
+        match ingest::contained(|| doc.receive_sync_message(state, checked)) {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(DocError::Poisoned(err.to_string())),
+            Err(panic) => return Err(DocError::Poisoned(panic)),
+        }
         match kind {
             SyncKind::Request if self.doc.get_heads().is_empty() => {
                 peer.awaiting_doc = true;
@@ -415,15 +614,23 @@ impl DocState {
         count: u64,
         data: Vec<u8>,
     ) -> Vec<(ConnId, Message)> {
+        // Only a peer's own presence, from its own connection.
+        if self
+            .peers
+            .get(&from)
+            .is_none_or(|peer| peer.peer_id != sender_id)
+        {
+            return Vec::new();
+        }
         if self.ephemeral_seen.len() >= MAX_EPHEMERAL_SESSIONS {
             self.ephemeral_seen.clear();
         }
         let key = (sender_id.clone(), session_id.clone());
-        if self
-            .ephemeral_seen
-            .get(&key)
-            .is_some_and(|&seen| count <= seen)
-        {
+        let sensible = match self.ephemeral_seen.get(&key) {
+            Some(&seen) => count > seen && count - seen <= MAX_EPHEMERAL_COUNT_STEP,
+            None => count <= MAX_EPHEMERAL_FIRST_COUNT,
+        };
+        if !sensible {
             return Vec::new();
         }
         self.ephemeral_seen.insert(key, count);
@@ -453,6 +660,8 @@ pub enum DocCommand {
     Sync {
         conn: ConnId,
         peer_id: PeerId,
+        /// Who the connection's token says the peer is.
+        writer: Writer,
         outbox: Outbox,
         kind: SyncKind,
         message: sync::Message,
@@ -574,8 +783,27 @@ impl DocActor {
                 self.stop_for_deletion(batch.drain(..), done);
                 return;
             }
+            let mut damaged = false;
             for command in batch.drain(..) {
-                self.apply(&mut state, command);
+                if damaged {
+                    // What the damaged state would have done with it is redone after the
+                    // reload: peers resend, and a leaving peer still leaves.
+                    self.skip(command);
+                } else if !self.apply(&mut state, command) {
+                    damaged = true;
+                }
+            }
+            if damaged {
+                state = match self.reload(state).await {
+                    Ok(state) => state,
+                    Err(err) => {
+                        tracing::error!(error = %err, "document could not be reloaded");
+                        self.fail_everyone(
+                            "the server could not reload this document; reconnect to retry",
+                        );
+                        return;
+                    }
+                };
             }
             if let Err(err) = self.persist(&mut state).await {
                 tracing::error!(error = %err, "storing changes failed; unloading document");
@@ -601,8 +829,20 @@ impl DocActor {
             Some(stored) => {
                 self.last_seq = stored.last_seq;
                 self.chunks_since_snapshot = stored.chunks.len();
-                let mut state =
-                    DocState::load(self.id, self.server_peer.clone(), &stored.concatenated())?;
+                let (mut state, skipped) =
+                    DocState::load_stored(self.id, self.server_peer.clone(), &stored)?;
+                if !skipped.is_empty() {
+                    for what in &skipped {
+                        tracing::error!(skipped = %what, "stored change skipped: it does not load");
+                    }
+                    // Store what was kept as one snapshot, so the bad chunks are gone for good.
+                    self.chunks_since_snapshot = self.chunks_since_snapshot.max(1);
+                    self.compact(&mut state).await?;
+                    tracing::warn!(
+                        chunks = skipped.len(),
+                        "document recovered without the changes that do not load"
+                    );
+                }
                 // Old boards are upgraded before anyone sees them, and stored like any change.
                 if state.upgrade_board()? {
                     self.persist(&mut state).await?;
@@ -613,22 +853,33 @@ impl DocActor {
         }
     }
 
-    fn apply(&mut self, state: &mut DocState, command: DocCommand) {
+    /// Applies one command. False if the document may be damaged and must be reloaded.
+    fn apply(&mut self, state: &mut DocState, command: DocCommand) -> bool {
         match command {
             DocCommand::Sync {
                 conn,
                 peer_id,
+                writer,
                 outbox,
                 kind,
                 message,
             } => {
                 self.outboxes.entry(conn).or_insert(outbox);
-                if let Err(err) = state.receive(conn, peer_id, kind, message) {
-                    tracing::warn!(conn_id = conn, error = %err, "rejected sync message");
-                    if let Some(outbox) = self.outboxes.remove(&conn) {
-                        outbox.fail(format!("sync message for document {}: {err}", self.id));
+                match state.receive(conn, peer_id.clone(), &writer, kind, message) {
+                    Ok(()) => {}
+                    Err(err) => {
+                        let poisoned = matches!(err, DocError::Poisoned(_));
+                        if poisoned {
+                            tracing::error!(conn_id = conn, peer_id = %peer_id, error = %err, "applying a checked sync message failed; reloading the document");
+                        } else {
+                            tracing::warn!(conn_id = conn, peer_id = %peer_id, error = %err, "refused sync message");
+                        }
+                        if let Some(outbox) = self.outboxes.remove(&conn) {
+                            outbox.fail(format!("sync message for document {}: {err}", self.id));
+                        }
+                        state.detach(conn);
+                        return !poisoned;
                     }
-                    state.detach(conn);
                 }
             }
             DocCommand::Ephemeral {
@@ -647,6 +898,33 @@ impl DocActor {
                 self.outboxes.remove(&conn);
                 state.detach(conn);
             }
+            DocCommand::Delete { .. } => unreachable!("handled before applying a batch"),
+        }
+        true
+    }
+
+    /// Replaces a state that may be damaged by the document as stored, keeping every attached
+    /// peer: their unstored changes come again after a sync reset. Nothing unstored was ever
+    /// acknowledged.
+    async fn reload(&mut self, damaged: DocState) -> Result<DocState, DocError> {
+        let mut state = self.load().await?;
+        for (conn, peer_id, writer) in damaged.attached() {
+            state.reattach(conn, peer_id, writer);
+        }
+        tracing::info!(peers = state.peer_count(), "document reloaded from storage");
+        Ok(state)
+    }
+
+    /// Takes a command without applying it, while the state is about to be reloaded.
+    fn skip(&mut self, command: DocCommand) {
+        match command {
+            DocCommand::Sync { conn, outbox, .. } => {
+                self.outboxes.entry(conn).or_insert(outbox);
+            }
+            DocCommand::Detach { conn } => {
+                self.outboxes.remove(&conn);
+            }
+            DocCommand::Ephemeral { .. } => {}
             DocCommand::Delete { .. } => unreachable!("handled before applying a batch"),
         }
     }
@@ -698,7 +976,8 @@ impl DocActor {
         if self.chunks_since_snapshot == 0 {
             return Ok(());
         }
-        let snapshot = state.save();
+        // The chunks go once the snapshot that replaces them is known to load.
+        let snapshot = state.verified_snapshot()?;
         self.store.compact(self.id, snapshot, self.last_seq).await?;
         self.chunks_since_snapshot = 0;
         tracing::debug!("document compacted");

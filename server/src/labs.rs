@@ -71,6 +71,9 @@ pub struct Grant {
     pub doc_id: DocumentId,
     pub role: Role,
     pub name: String,
+    /// What this holder's notes, reactions and time-outs carry as `authorId`: the server checks
+    /// every change against it.
+    pub author_id: String,
     /// Milliseconds since the epoch.
     pub expires_at: i64,
 }
@@ -238,7 +241,13 @@ impl LabStore {
 
     /// Issues a token for `lab` with `role`, valid for the configured lifetime. Expired tokens
     /// are swept at the same time.
-    pub async fn issue(&self, lab: &Lab, role: Role, name: String) -> Result<Issued, LabError> {
+    pub async fn issue(
+        &self,
+        lab: &Lab,
+        role: Role,
+        name: String,
+        author_id: String,
+    ) -> Result<Issued, LabError> {
         let token = secrets::new_token();
         let token_hash = secrets::hash(&token);
         let now = now_ms();
@@ -248,6 +257,7 @@ impl LabStore {
             doc_id: lab.doc_id,
             role,
             name,
+            author_id,
             expires_at: now.saturating_add(ttl),
         };
         let row = grant.clone();
@@ -256,14 +266,15 @@ impl LabStore {
             tx.prepare_cached("DELETE FROM tokens WHERE expires_at <= ?1")?
                 .execute(params![now])?;
             tx.prepare_cached(
-                "INSERT INTO tokens (token_hash, lab_id, role, name, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO tokens (token_hash, lab_id, role, name, author_id, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 token_hash,
                 row.lab_id,
                 row.role.as_str(),
                 row.name,
+                row.author_id,
                 row.expires_at
             ])?;
             tx.commit()?;
@@ -279,7 +290,7 @@ impl LabStore {
         self.with(move |conn| {
             let row = conn
                 .prepare_cached(
-                    "SELECT t.lab_id, l.doc_id, t.role, t.name, t.expires_at
+                    "SELECT t.lab_id, l.doc_id, t.role, t.name, t.author_id, t.expires_at
                      FROM tokens t JOIN labs l ON l.lab_id = t.lab_id
                      WHERE t.token_hash = ?1 AND t.expires_at > ?2",
                 )?
@@ -289,19 +300,23 @@ impl LabStore {
                         row.get::<_, String>(1)?,
                         row.get::<_, String>(2)?,
                         row.get::<_, String>(3)?,
-                        row.get::<_, i64>(4)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, i64>(5)?,
                     ))
                 })
                 .optional()?;
-            Ok(row.and_then(|(lab_id, doc_id, role, name, expires_at)| {
-                Some(Grant {
-                    lab_id,
-                    doc_id: doc_id.parse().ok()?,
-                    role: Role::parse(&role)?,
-                    name,
-                    expires_at,
-                })
-            }))
+            Ok(
+                row.and_then(|(lab_id, doc_id, role, name, author_id, expires_at)| {
+                    Some(Grant {
+                        lab_id,
+                        doc_id: doc_id.parse().ok()?,
+                        role: Role::parse(&role)?,
+                        name,
+                        author_id,
+                        expires_at,
+                    })
+                }),
+            )
         })
         .await
     }
@@ -435,7 +450,10 @@ mod tests {
             .unwrap()
             .is_some());
 
-        let issued = labs.issue(&a, Role::Observer, "Ana".into()).await.unwrap();
+        let issued = labs
+            .issue(&a, Role::Observer, "Ana".into(), "a-ana".into())
+            .await
+            .unwrap();
         let grant = labs.grant(&issued.token).await.unwrap().unwrap();
         assert_eq!(grant, issued.grant);
         assert_eq!(grant.doc_id, a.doc_id);
@@ -457,7 +475,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let labs = store(dir.path(), Duration::ZERO).await;
         let a = lab(&labs, "key").await;
-        let issued = labs.issue(&a, Role::Facilitator, "F".into()).await.unwrap();
+        let issued = labs
+            .issue(&a, Role::Facilitator, "F".into(), "a-f".into())
+            .await
+            .unwrap();
         assert!(labs.grant(&issued.token).await.unwrap().is_none());
     }
 }

@@ -34,6 +34,7 @@ pub mod api;
 pub mod config;
 pub mod connection;
 pub mod document;
+pub mod ingest;
 pub mod labs;
 pub mod outbox;
 pub mod ratelimit;

@@ -34,6 +34,27 @@ pub fn hash(secret: &str) -> Vec<u8> {
 }
 
 /// A new bearer token.
+/// Characters of a device key a phone may send (see [`author_id`]).
+pub const MAX_DEVICE_KEY_CHARS: usize = 128;
+
+/// The author id of a device in a lab: derived from a key only that device knows (it sends it
+/// when joining), so a phone keeps its notes across sign-ins while nobody who only sees the id
+/// on the board can claim it. Without a key, a fresh random id.
+pub fn author_id(lab_id: &str, device_key: Option<&str>) -> String {
+    let digest = match device_key {
+        Some(key) => Sha256::new()
+            .chain_update(b"labboard author id\0")
+            .chain_update(lab_id.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(key.as_bytes())
+            .finalize()
+            .to_vec(),
+        None => hash(&new_token()),
+    };
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("a{hex}")
+}
+
 pub fn new_token() -> String {
     let bytes: [u8; TOKEN_BYTES] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)

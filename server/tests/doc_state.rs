@@ -19,6 +19,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, AutomergeError, ChangeHash, ObjType, ReadDoc, ROOT};
 use labboard::document::{ConnId, DocState, SyncKind};
+use labboard::ingest::Writer;
 use labboard_protocol::{DocumentId, Message, PeerId};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -322,7 +323,13 @@ impl SimNetwork {
             let conn = phone.conn.expect("an online phone has a connection");
             let message = sync::Message::decode(&bytes).expect("phones send valid messages");
             self.server
-                .receive(conn, phone.peer_id.clone(), kind, message)
+                .receive(
+                    conn,
+                    phone.peer_id.clone(),
+                    &Writer::server(),
+                    kind,
+                    message,
+                )
                 .expect("the server accepts valid sync messages");
             let busy: Vec<usize> = (0..self.phones.len())
                 .filter(|&i| !self.phones[i].up.is_empty())
@@ -535,7 +542,13 @@ fn a_request_for_an_empty_document_gets_one_doc_unavailable_and_then_the_documen
     let mut state = DocState::new(doc_id, server_peer());
     let mut asker = Replica::new(Automerge::new());
     state
-        .receive(1, PeerId::from("asker"), SyncKind::Request, asker.message())
+        .receive(
+            1,
+            PeerId::from("asker"),
+            &Writer::server(),
+            SyncKind::Request,
+            asker.message(),
+        )
         .unwrap();
     assert!(state.unsaved().is_none());
     let out = state.outgoing();
@@ -556,14 +569,26 @@ fn a_request_for_an_empty_document_gets_one_doc_unavailable_and_then_the_documen
     // and the asker hears nothing at all while the server is still empty.
     let mut author = Replica::new(board());
     state
-        .receive(2, PeerId::from("author"), SyncKind::Sync, author.message())
+        .receive(
+            2,
+            PeerId::from("author"),
+            &Writer::server(),
+            SyncKind::Sync,
+            author.message(),
+        )
         .unwrap();
     let out = persist_and_reply(&mut state);
     assert!(out.iter().all(|(conn, _)| *conn == 2), "{out:?}");
     assert!(!state.exists());
     author.receive(&out[0].1);
     state
-        .receive(2, PeerId::from("author"), SyncKind::Sync, author.message())
+        .receive(
+            2,
+            PeerId::from("author"),
+            &Writer::server(),
+            SyncKind::Sync,
+            author.message(),
+        )
         .unwrap();
     assert!(state.exists());
     assert!(state.outgoing().is_empty(), "advertised unsaved heads");
@@ -587,7 +612,13 @@ fn a_request_for_an_existing_document_gets_it_without_doc_unavailable() {
     let mut state = DocState::load(doc_id, server_peer(), &stored.save()).unwrap();
     let mut asker = Replica::new(Automerge::new());
     state
-        .receive(1, PeerId::from("asker"), SyncKind::Request, asker.message())
+        .receive(
+            1,
+            PeerId::from("asker"),
+            &Writer::server(),
+            SyncKind::Request,
+            asker.message(),
+        )
         .unwrap();
     let out = persist_and_reply(&mut state);
     assert_eq!(out.len(), 1, "{out:?}");
@@ -608,11 +639,11 @@ fn ephemeral_targets(out: &[(ConnId, Message)]) -> Vec<ConnId> {
 fn ephemeral_messages_are_relayed_once_and_never_back_to_their_author() {
     let mut state = DocState::new(DocumentId::random(), server_peer());
     let alice = PeerId::from("alice");
-    state.attach(1, alice.clone());
-    state.attach(2, PeerId::from("bob"));
-    state.attach(3, PeerId::from("carol"));
+    state.attach(1, alice.clone(), Writer::server());
+    state.attach(2, PeerId::from("bob"), Writer::server());
+    state.attach(3, PeerId::from("carol"), Writer::server());
     // Alice's second tab, or her stale connection before the server noticed the new one.
-    state.attach(4, alice.clone());
+    state.attach(4, alice.clone(), Writer::server());
     let mut relay = |from: ConnId, sender: &PeerId, session: &str, count: u64| {
         ephemeral_targets(&state.relay_ephemeral(
             from,
@@ -637,8 +668,13 @@ fn ephemeral_messages_are_relayed_once_and_never_back_to_their_author() {
         Vec::<ConnId>::new(),
         "older count"
     );
-    // A newer count arriving first through an echo still skips the echoer and alice.
-    assert_eq!(relay(3, &alice, "s1", 4), vec![2]);
+    // An echo under alice's id from another connection is not relayed: a phone speaks only
+    // for itself.
+    assert_eq!(relay(3, &alice, "s1", 4), Vec::<ConnId>::new());
+    assert_eq!(relay(4, &alice, "s1", 4), vec![2, 3]);
+    // A counter pushed far ahead, which would make her later messages look old, is dropped.
+    assert_eq!(relay(1, &alice, "s1", 1 << 53), Vec::<ConnId>::new());
+    assert_eq!(relay(1, &alice, "s1", 5), vec![2, 3]);
     // Counts are per session and per author.
     assert_eq!(relay(1, &alice, "s2", 1), vec![2, 3]);
     let bob = PeerId::from("bob");
@@ -648,9 +684,9 @@ fn ephemeral_messages_are_relayed_once_and_never_back_to_their_author() {
 #[test]
 fn ephemeral_messages_skip_detached_connections() {
     let mut state = DocState::new(DocumentId::random(), server_peer());
-    state.attach(1, PeerId::from("alice"));
-    state.attach(2, PeerId::from("bob"));
-    state.attach(3, PeerId::from("carol"));
+    state.attach(1, PeerId::from("alice"), Writer::server());
+    state.attach(2, PeerId::from("bob"), Writer::server());
+    state.attach(3, PeerId::from("carol"), Writer::server());
     assert!(state.detach(3));
     let out = state.relay_ephemeral(1, PeerId::from("alice"), "s".into(), 1, b"x".to_vec());
     assert_eq!(ephemeral_targets(&out), vec![2]);
@@ -685,7 +721,13 @@ fn sync_until_quiet(state: &mut DocState, conn: ConnId, peer: &PeerId, replica: 
         if let Some(message) = replica.doc.generate_sync_message(&mut replica.sync) {
             quiet = false;
             state
-                .receive(conn, peer.clone(), SyncKind::Sync, message)
+                .receive(
+                    conn,
+                    peer.clone(),
+                    &Writer::server(),
+                    SyncKind::Sync,
+                    message,
+                )
                 .unwrap();
         }
         for (to, message) in persist_and_reply(state) {
@@ -713,7 +755,13 @@ fn a_peer_that_asked_for_an_empty_document_can_then_upload_it() {
     let phone = PeerId::from("phone");
     let mut replica = Replica::new(Automerge::new());
     state
-        .receive(1, phone.clone(), SyncKind::Request, replica.message())
+        .receive(
+            1,
+            phone.clone(),
+            &Writer::server(),
+            SyncKind::Request,
+            replica.message(),
+        )
         .unwrap();
     let out = persist_and_reply(&mut state);
     assert!(
@@ -765,7 +813,13 @@ fn a_change_that_crosses_a_relay_is_still_acknowledged_when_batched() {
     );
     let with_b1 = b.message();
     state
-        .receive(2, peer_b.clone(), SyncKind::Sync, with_b1)
+        .receive(
+            2,
+            peer_b.clone(),
+            &Writer::server(),
+            SyncKind::Sync,
+            with_b1,
+        )
         .unwrap();
     let relay: Vec<Message> = persist_and_reply(&mut state)
         .into_iter()
@@ -779,10 +833,16 @@ fn a_change_that_crosses_a_relay_is_still_acknowledged_when_batched() {
 
     // Both of A's messages in one batch.
     state
-        .receive(1, peer_a.clone(), SyncKind::Sync, with_c1)
+        .receive(
+            1,
+            peer_a.clone(),
+            &Writer::server(),
+            SyncKind::Sync,
+            with_c1,
+        )
         .unwrap();
     state
-        .receive(1, peer_a.clone(), SyncKind::Sync, answer)
+        .receive(1, peer_a.clone(), &Writer::server(), SyncKind::Sync, answer)
         .unwrap();
     for (to, message) in persist_and_reply(&mut state) {
         if to == 1 {

@@ -278,13 +278,21 @@ const commands = {
     return { doc: toJson(handle.doc()), heads: heads(handle), urlHeads: handle.heads() };
   },
 
-  // {"cmd":"set","url":..,"key":..,"value":<json>} -> {"heads":[hex..]}
+  // {"cmd":"set","url":..,"key":..,"value":<json>,"in"?:[key..]} -> {"heads":[hex..]}
+  // Sets doc[key], or doc[in[0]][in[1]]..[key] when `in` names a map already there.
   async set(cmd) {
     if (typeof cmd.key !== "string") throw new Error("key must be a string");
     if (cmd.value === undefined) throw new Error("value is required");
+    const path = cmd.in ?? [];
+    if (!Array.isArray(path) || !path.every(k => typeof k === "string")) throw new Error("in must be a list of keys");
     const handle = await handleFor(cmd.url, timeoutOf(cmd));
     handle.change(d => {
-      d[cmd.key] = cmd.value;
+      let target = d;
+      for (const k of path) {
+        target = target[k];
+        if (target === null || typeof target !== "object") throw new Error(`doc.${path.join(".")} is not a map`);
+      }
+      target[cmd.key] = cmd.value;
     });
     return { heads: heads(handle) };
   },

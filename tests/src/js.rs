@@ -319,6 +319,18 @@ impl JsPeer {
         self.call(cmd).await.map(drop)
     }
 
+    /// `doc[in…][key] = value` in one change, inside the map at the path `inside`.
+    pub async fn set_in(
+        &mut self,
+        url: &str,
+        inside: &[&str],
+        key: &str,
+        value: Value,
+    ) -> anyhow::Result<()> {
+        let cmd = json!({ "cmd": "set", "url": url, "in": inside, "key": key, "value": value });
+        self.call(cmd).await.map(drop)
+    }
+
     /// `doc[key].push(value)` (creating the list if missing); returns the new length.
     pub async fn push(&mut self, url: &str, key: &str, value: Value) -> anyhow::Result<u64> {
         let cmd = json!({ "cmd": "push", "url": url, "key": key, "value": value });

@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use automerge::transaction::Transactable;
-use automerge::{ReadDoc, ROOT};
 use ciborium::Value;
 use labboard_protocol::client::{Client, DocHandle};
 use labboard_protocol::{encode, Message, PeerId};
-use labboard_tests::{join, within, Lab, RawPeer, TestServer};
+use labboard_tests::{add_note, join, note, within, Lab, RawPeer, TestServer};
 use tokio_tungstenite::tungstenite;
 
 /// A sync URL with a fresh observer token of `lab` for `name`.
@@ -40,7 +38,7 @@ impl Bystander {
         let doc = within("bystander finds the board", client.find(lab.doc_id))
             .await
             .unwrap();
-        doc.change(|tx| tx.put(ROOT, "note", "before").unwrap());
+        add_note(&doc, "bystander-before", "before");
         within("bystander upload", doc.wait_synced()).await.unwrap();
         Self { lab, client, doc }
     }
@@ -52,7 +50,7 @@ impl Bystander {
 
     /// The bystander still syncs, and the stored document has everything it wrote.
     async fn assert_undisturbed(&self, server: &TestServer) {
-        self.doc.change(|tx| tx.put(ROOT, "note", "after").unwrap());
+        add_note(&self.doc, "bystander-after", "after");
         within("bystander still syncs", self.doc.wait_synced())
             .await
             .expect("bystander connection survived");
@@ -67,12 +65,7 @@ impl Bystander {
             .unwrap();
         within(
             "latest state",
-            copy.wait_until(|d| {
-                d.get(ROOT, "note")
-                    .ok()
-                    .flatten()
-                    .is_some_and(|(v, _)| v.as_str() == Some("after"))
-            }),
+            copy.wait_until(|d| note(d, "bystander-after").as_deref() == Some("after")),
         )
         .await
         .unwrap();

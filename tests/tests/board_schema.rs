@@ -117,8 +117,9 @@ async fn server_with_old_board(old: &Automerge) -> (TestServer, Lab) {
 }
 
 /// Joins the lab as `name` and finds its board with the Rust client.
+/// A Rust client of the lab's facilitator: the phones here also rename and reorder phases.
 async fn rust_phone(server: &TestServer, lab: &Lab, name: &str) -> (Client, DocHandle) {
-    let token = server.join(&lab.join_code, name).await;
+    let token = server.facilitate(lab).await;
     let client = within(
         "rust client connects",
         Client::connect(&server.sync_url(&token), PeerId::from(name)),
@@ -395,7 +396,7 @@ async fn phones_editing_an_upgraded_board_at_once_converge() {
 async fn a_js_client_ends_with_the_same_board_as_rust_phones() {
     ensure_installed().expect("JS test dependencies");
     let (server, lab) = server_with_old_board(&v1_board_with_notes()).await;
-    let token = server.join(&lab.join_code, "js-observer").await;
+    let token = server.facilitate(&lab).await;
     let mut js = JsPeer::spawn(&server.sync_url(&token), "js-observer")
         .await
         .expect("node peer starts");

@@ -4,6 +4,9 @@
 //! JS clients open the lab's board (`docUrl`) with a token URL, as the web client does after
 //! joining. Every JS peer gets a valid token: the Node adapter crashes its process on an HTTP 401
 //! upgrade response, so refused connections are tested from Rust (`bad_input.rs`).
+//!
+//! These are tests of sync, writing keys anywhere on the board, so every peer here signs in as
+//! the lab's facilitator; what an observer's client may write is tested in `integrity.rs`.
 
 use std::time::Duration;
 
@@ -15,10 +18,10 @@ use labboard_tests::js::{ensure_installed, JsPeer};
 use labboard_tests::{read_string, within, Lab, TestServer};
 use serde_json::{json, Value};
 
-/// A JS peer that joined `lab` as `name` and is connected to the server.
+/// A JS peer signed in to `lab` as its facilitator, connected to the server.
 async fn js_peer(server: &TestServer, lab: &Lab, name: &str) -> JsPeer {
     ensure_installed().expect("JS test dependencies");
-    let token = server.join(&lab.join_code, name).await;
+    let token = server.facilitate(lab).await;
     let mut peer = JsPeer::spawn(&server.sync_url(&token), name)
         .await
         .expect("node peer starts");
@@ -61,7 +64,7 @@ async fn js_clients_and_a_rust_client_share_one_document() {
         .unwrap();
     bob.wait_for_length(&url, "log", 1).await.unwrap();
 
-    let token = server.join(&lab.join_code, "rust").await;
+    let token = server.facilitate(&lab).await;
     let rust = Client::connect(&server.sync_url(&token), PeerId::from("rust"))
         .await
         .unwrap();
@@ -115,7 +118,7 @@ async fn a_js_client_that_edits_while_disconnected_resyncs_on_reconnect() {
     phone.find(&url).await.unwrap();
     projector.find(&url).await.unwrap();
     // A Rust client watches the server's copy, to count the changes it ends up with.
-    let token = server.join(&lab.join_code, "checker").await;
+    let token = server.facilitate(&lab).await;
     let checker = Client::connect(&server.sync_url(&token), PeerId::from("checker"))
         .await
         .unwrap();

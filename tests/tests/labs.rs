@@ -12,8 +12,8 @@ use labboard_protocol::client::{Client, ClientError, DocHandle};
 use labboard_protocol::{Message, PeerId};
 use labboard_tests::js::{ensure_installed, JsPeer};
 use labboard_tests::{
-    http_raw, lab_from_created, read_string, within, HttpResponse, Lab, RawPeer, TestServer,
-    TEST_ORGANIZER_TOKEN,
+    add_note, http_raw, lab_from_created, note, read_string, within, HttpResponse, Lab, RawPeer,
+    TestServer, TEST_ORGANIZER_TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -247,14 +247,17 @@ async fn a_joined_js_client_sees_the_board_and_syncs_with_the_facilitator() {
     );
 
     // JS -> Rust.
-    js.set(&lab.doc_url, "question", json!("How did T. make ten?"))
-        .await
-        .unwrap();
+    js.set_in(
+        &lab.doc_url,
+        &["notes"],
+        "question",
+        json!("How did T. make ten?"),
+    )
+    .await
+    .unwrap();
     within(
         "the facilitator's client sees the JS change",
-        doc.wait_until(|d| {
-            read_string(d, ROOT, "question").as_deref() == Some("How did T. make ten?")
-        }),
+        doc.wait_until(|d| note(d, "question").as_deref() == Some("How did T. make ten?")),
     )
     .await
     .unwrap();
@@ -672,7 +675,7 @@ async fn a_deleted_lab_leaves_nothing_behind() {
     assert_eq!(ids, [keep.lab_id.as_str()]);
 
     // The other lab carries on: its socket syncs, its code joins, its facilitator runs it.
-    keep_doc.change(|tx| tx.put(ROOT, "phase", "after the deletion").unwrap());
+    add_note(&keep_doc, "after-the-deletion", "after the deletion");
     within("the kept lab still syncs", keep_doc.wait_synced())
         .await
         .expect("the kept lab's socket stays open");
@@ -681,7 +684,7 @@ async fn a_deleted_lab_leaves_nothing_behind() {
     within(
         "a new client of the kept lab gets its latest state",
         late_doc
-            .wait_until(|d| read_string(d, ROOT, "phase").as_deref() == Some("after the deletion")),
+            .wait_until(|d| note(d, "after-the-deletion").as_deref() == Some("after the deletion")),
     )
     .await
     .unwrap();
@@ -869,7 +872,7 @@ async fn malformed_requests_get_a_status_and_words_and_others_carry_on() {
     );
 
     // The server kept serving: the connected client syncs, and labs can still be created.
-    doc.change(|tx| tx.put(ROOT, "phase", "still here").unwrap());
+    add_note(&doc, "still-here", "still here");
     within("the bystander still syncs", doc.wait_synced())
         .await
         .expect("the bystander's socket stayed open");

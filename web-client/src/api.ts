@@ -62,6 +62,7 @@ export interface CreatedLab {
 }
 
 export interface Session {
+  authorId?: string;
   labId: string;
   docUrl: string;
   title: string;
@@ -73,9 +74,11 @@ export interface Session {
 }
 
 export const api = {
-  join: (code: string, name: string) => call<AccessResponse>("POST", "/api/join", { code, name }),
-  facilitate: (labId: string, key: string, name?: string) =>
-    call<AccessResponse>("POST", `/api/labs/${encodeURIComponent(labId)}/facilitate`, name ? { key, name } : { key }),
+  /** `deviceKey`: this device's secret, so the server gives it the same author id every time. */
+  join: (code: string, name: string, deviceKey: string) =>
+    call<AccessResponse>("POST", "/api/join", { code, name, deviceKey }),
+  facilitate: (labId: string, key: string, name: string | undefined, deviceKey: string) =>
+    call<AccessResponse>("POST", `/api/labs/${encodeURIComponent(labId)}/facilitate`, name ? { key, name, deviceKey } : { key, deviceKey }),
   createLab: (organizer: string, lab: { title: string; school?: string; grade?: string; date?: string }) =>
     call<CreatedLab>("POST", "/api/labs", lab, organizer),
   rotateJoinCode: (labId: string, token: string) =>

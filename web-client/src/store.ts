@@ -18,6 +18,8 @@ export interface LabAccess {
   joinUrl?: string;
   /** Kept for facilitators so an expired sign-in can be renewed without asking. */
   facilitatorKey?: string;
+  /** What the server says this device's notes, reactions and time-outs carry in this lab. */
+  authorId?: string;
   updatedAt: number;
 }
 
@@ -29,6 +31,7 @@ export interface AccessResponse {
   title: string;
   role: Role;
   name: string;
+  authorId?: string;
   expiresAt: number;
   joinCode?: string;
   joinUrl?: string;
@@ -36,6 +39,7 @@ export interface AccessResponse {
 
 const K = {
   device: "lb.device",
+  deviceKey: "lb.deviceKey",
   name: "lb.name",
   organizer: "lb.organizer",
   labs: "lb.labs",
@@ -87,7 +91,20 @@ export class Store {
     this.#session = new SafeStorage(session);
   }
 
-  /** This browser's stable id: the `authorId` of its notes and its presence id. */
+  /**
+   * This browser's secret, sent only when joining: the server derives the browser's author id in
+   * a lab from it, so the same phone keeps its notes across sign-ins and nobody can claim them.
+   */
+  deviceKey(): string {
+    let key = this.#kv.getItem(K.deviceKey);
+    if (!key) {
+      key = `${randomUuid()}${randomUuid()}`.replace(/-/g, "");
+      this.#kv.setItem(K.deviceKey, key);
+    }
+    return key;
+  }
+
+  /** This browser's stable presence id (its author id in a lab comes from the server). */
   deviceId(): string {
     let id = this.#kv.getItem(K.device);
     if (!id) {
@@ -148,6 +165,7 @@ export class Store {
           title: res.title,
           role: res.role,
           name: res.name,
+          authorId: res.authorId,
           token: res.token,
           expiresAt: res.expiresAt,
           updatedAt: now,

@@ -28,7 +28,7 @@ const MAX_BATCH: usize = 512;
 
 /// Schema migrations; the database's `PRAGMA user_version` is how many have run. Tables of
 /// every part of the server live here, so one file and one version describe the database.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 1: documents.
     "
 CREATE TABLE IF NOT EXISTS meta (
@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS tokens (
     expires_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS tokens_by_lab ON tokens(lab_id);
+",
+    // 3: the author id each token grants (what its holder's notes carry). Tokens issued before
+    // get one of their own.
+    "
+ALTER TABLE tokens ADD COLUMN author_id TEXT NOT NULL DEFAULT '';
+UPDATE tokens SET author_id = 'a' || lower(hex(substr(token_hash, 1, 12)));
 ",
 ];
 

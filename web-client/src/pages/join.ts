@@ -100,7 +100,7 @@ export function mountJoin(ctx: PageContext, code?: string): void {
     const joinCode = cleanJoinCodeInput(codeInput.value);
     const name = nameInput.value.trim();
     try {
-      const res = await api.join(joinCode, name);
+      const res = await api.join(joinCode, name, store.deviceKey());
       store.setLastName(name);
       store.saveAccess(res, { joinCode: res.joinCode ?? joinCode });
       ctx.navigate(`/lab/${res.labId}`);
@@ -154,7 +154,7 @@ export function mountJoin(ctx: PageContext, code?: string): void {
     facError.hidden = true;
     facSubmit.disabled = true;
     try {
-      const res = await api.facilitate(labId, key, store.lastName() || undefined);
+      const res = await api.facilitate(labId, key, store.lastName() || undefined, store.deviceKey());
       store.saveAccess(res, { facilitatorKey: key });
       ctx.navigate(`/lab/${res.labId}/board`);
     } catch (e) {

@@ -27,7 +27,7 @@ function joinPath(access: LabAccess | undefined): string {
 async function renewFacilitator(access: LabAccess): Promise<LabAccess | undefined> {
   if (!access.facilitatorKey) return undefined;
   try {
-    const res = await api.facilitate(access.labId, access.facilitatorKey, access.name || undefined);
+    const res = await api.facilitate(access.labId, access.facilitatorKey, access.name || undefined, store.deviceKey());
     return store.saveAccess(res, { facilitatorKey: access.facilitatorKey });
   } catch {
     return undefined;
@@ -51,6 +51,16 @@ export async function openLab(ctx: PageContext, labId: string, ui: LabUi, isAliv
     ctx.navigate(joinPath(before), { replace: true });
     return undefined;
   }
+  if (!access.authorId) {
+    // Joined before the server named author ids: ask it which one this token has.
+    const token = access.token;
+    try {
+      const session = await api.session(token);
+      access = store.saveAccess({ ...session, token });
+    } catch {
+      // Offline: notes wait on the phone and the next load asks again.
+    }
+  }
 
   let frame = 0;
   const scheduleRender = () => {
@@ -67,7 +77,8 @@ export async function openLab(ctx: PageContext, labId: string, ui: LabUi, isAliv
   const conn: LabConnection = new LabConnection({
     docUrl: access.docUrl,
     token: access.token!,
-    deviceId: store.deviceId(),
+    // The id the server checks our notes, reactions and time-outs against.
+    deviceId: access.authorId ?? store.deviceId(),
     name: access.name,
     role: access.role,
     store,

@@ -124,7 +124,7 @@ export function mountNewLab(ctx: PageContext): void {
     // Sign in as this lab's facilitator now, so the board link just works.
     let signInProblem: string | undefined;
     try {
-      const access = await api.facilitate(created.labId, created.facilitatorKey, store.lastName() || undefined);
+      const access = await api.facilitate(created.labId, created.facilitatorKey, store.lastName() || undefined, store.deviceKey());
       store.saveAccess(access, { joinCode: created.joinCode, joinUrl: created.joinUrl, facilitatorKey: created.facilitatorKey, title });
     } catch (e) {
       signInProblem = e instanceof ApiError ? e.message : "unknown error";

@@ -57,7 +57,8 @@ function statusText(waiting: number, online: boolean, justSent: boolean): string
 
 export async function mountObserver(ctx: PageContext, labId: string, isAlive: () => boolean): Promise<() => void> {
   document.title = "Observe · Labboard";
-  const deviceId = store.deviceId();
+  // Who this phone is on the board: the author id the server granted (see `LabAccess`).
+  const deviceId = store.lab(labId)?.authorId ?? store.deviceId();
   let lab: OpenLab | undefined;
   let categories: Category[] = [];
   let categoriesKey = "";

@@ -1,0 +1,490 @@
+//! The gate in front of a board, through `DocState::receive`: crafted changes are refused and
+//! leave the document as it was; honest ones pass; roles are enforced. After every step the
+//! stored form of the document loads again to the same heads.
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Automerge, Change, ExpandedChange, ObjType, ReadDoc, ScalarValue, ROOT};
+use labboard::document::{DocError, DocState, SyncKind};
+use labboard::ingest::{Refusal, Writer};
+use labboard::labs::Role;
+use labboard_protocol::board::{new_board, LabInfo};
+use labboard_protocol::{DocumentId, PeerId};
+
+fn observer(author: &str) -> Writer {
+    Writer {
+        role: Role::Observer,
+        author_id: author.into(),
+        name: format!("name of {author}"),
+    }
+}
+
+fn facilitator() -> Writer {
+    Writer {
+        role: Role::Facilitator,
+        author_id: "a-facilitator".into(),
+        name: "Facilitator".into(),
+    }
+}
+
+/// A lab board with one note by `ana`, as the server holds it, and a phone's copy.
+struct Lab {
+    state: DocState,
+    phone: Automerge,
+    stored: Vec<u8>,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let board = new_board(
+            &LabInfo {
+                title: "Making ten".into(),
+                ..LabInfo::default()
+            },
+            ActorId::random(),
+        );
+        let stored = board.save();
+        let state = DocState::load(DocumentId::random(), PeerId::from("server"), &stored).unwrap();
+        let mut lab = Self {
+            state,
+            phone: board.fork(),
+            stored,
+        };
+        let note = lab.note_change("n-ana", "a-ana");
+        lab.send(&observer("a-ana"), vec![note])
+            .expect("ana's own note");
+        lab
+    }
+
+    /// A change of the phone adding a note `id` by `author`, applied to the phone.
+    fn note_change(&mut self, id: &str, author: &str) -> Change {
+        let notes = self.phone.get(ROOT, "notes").unwrap().unwrap().1;
+        let mut tx = self.phone.transaction();
+        let note = tx.put_object(&notes, id, ObjType::Map).unwrap();
+        tx.put(&note, "text", "counted on from 7").unwrap();
+        tx.put(&note, "authorId", author).unwrap();
+        tx.put(&note, "category", "strategies").unwrap();
+        tx.put_object(&note, "reactions", ObjType::Map).unwrap();
+        tx.put_object(&note, "children", ObjType::List).unwrap();
+        tx.commit();
+        self.phone.get_last_local_change().unwrap().clone()
+    }
+
+    /// A change made on a fork of the phone (so the phone itself stays honest).
+    fn forked_change(
+        &self,
+        edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+    ) -> Change {
+        let mut fork = self.phone.fork();
+        let mut tx = fork.transaction();
+        edit(&mut tx);
+        tx.commit();
+        fork.get_last_local_change().unwrap().clone()
+    }
+
+    /// Sends `changes` in one sync message as `writer`. On success the server stores them.
+    fn send(&mut self, writer: &Writer, changes: Vec<Change>) -> Outcome {
+        let before = self.state.doc().get_heads();
+        let mut heads = before.clone();
+        heads.extend(changes.iter().map(Change::hash));
+        heads.sort();
+        let message = sync::Message {
+            heads,
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: sync::ChunkList::from(
+                changes
+                    .iter()
+                    .map(|c| c.raw_bytes().to_vec())
+                    .collect::<Vec<_>>(),
+            ),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let result = self
+            .state
+            .receive(1, PeerId::from("phone"), writer, SyncKind::Sync, message)
+            .map_err(Box::new);
+        match &result {
+            Ok(()) => {
+                if let Some((chunk, heads)) = self.state.unsaved() {
+                    self.stored.extend_from_slice(&chunk);
+                    self.state.mark_saved(heads);
+                }
+            }
+            Err(_) => assert_eq!(
+                self.state.doc().get_heads(),
+                before,
+                "a refused message changed the board"
+            ),
+        }
+        self.assert_reloads();
+        result
+    }
+
+    /// The stored form (snapshot plus chunks) and a fresh save both load to the same heads.
+    fn assert_reloads(&mut self) {
+        let heads = self.state.doc().get_heads();
+        let reloaded = Automerge::load(&self.stored).expect("stored board loads");
+        assert_eq!(
+            reloaded.get_heads(),
+            heads,
+            "stored board reloads to other heads"
+        );
+        let saved = self.state.verified_snapshot().expect("saved board loads");
+        assert_eq!(Automerge::load(&saved).unwrap().get_heads(), heads);
+    }
+
+    fn notes(&self) -> usize {
+        let doc = self.state.doc();
+        let notes = doc.get(ROOT, "notes").unwrap().unwrap().1;
+        doc.length(&notes)
+    }
+}
+
+/// Re-encodes `change` after `edit` changes its fields: what a hand-made client could send.
+fn crafted(change: &Change, edit: impl FnOnce(&mut ExpandedChange)) -> Change {
+    let mut expanded = change.decode();
+    expanded.hash = None;
+    edit(&mut expanded);
+    Change::from(expanded)
+}
+
+/// What the server answered a message.
+type Outcome = Result<(), Box<DocError>>;
+
+/// The refusal a result holds, if it is one.
+fn refusal(result: &Outcome) -> Option<&Refusal> {
+    match result.as_ref().map_err(|err| &**err) {
+        Err(DocError::Refused(refusal)) => Some(refusal),
+        _ => None,
+    }
+}
+
+fn invalid(result: Outcome) -> String {
+    match refusal(&result) {
+        Some(Refusal::Invalid { reason, .. }) => reason.clone(),
+        _ => panic!("expected an invalid-change refusal, got {result:?}"),
+    }
+}
+
+fn forbidden(result: Outcome) -> String {
+    match refusal(&result) {
+        Some(Refusal::Forbidden { reason, .. }) => reason.clone(),
+        _ => panic!("expected a forbidden-change refusal, got {result:?}"),
+    }
+}
+
+type Edit = Box<dyn Fn(&mut automerge::transaction::Transaction<'_>)>;
+
+#[test]
+fn a_change_whose_start_op_overlaps_its_history_is_refused() {
+    let mut lab = Lab::new();
+    let honest = lab.forked_change(|tx| {
+        let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+        tx.put(&notes, "n-x", "x").unwrap();
+    });
+    let bad = crafted(&honest, |c| {
+        c.actor_id = ActorId::random();
+        c.seq = 1;
+        c.start_op = std::num::NonZeroU64::new(honest.start_op().get() - 1).unwrap();
+    });
+    let reason = invalid(lab.send(&observer("a-eve"), vec![bad]));
+    assert!(reason.contains("start_op"), "{reason}");
+    assert_eq!(lab.notes(), 1);
+}
+
+#[test]
+fn a_second_change_with_the_same_seq_is_refused() {
+    let mut lab = Lab::new();
+    let first = lab.note_change("n-1", "a-ana");
+    lab.send(&observer("a-ana"), vec![first.clone()]).unwrap();
+    let twin = crafted(&first, |c| c.time += 1);
+    assert_ne!(twin.hash(), first.hash());
+    let reason = invalid(lab.send(&observer("a-ana"), vec![twin]));
+    assert!(reason.contains("seq"), "{reason}");
+}
+
+#[test]
+fn op_counters_beyond_32_bits_are_refused() {
+    let mut lab = Lab::new();
+    let honest = lab.forked_change(|tx| {
+        let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+        let note = tx.put_object(&notes, "n-t", ObjType::Map).unwrap();
+        tx.put_object(&note, "text", ObjType::Text).unwrap();
+    });
+    let bad = crafted(&honest, |c| {
+        let op = c.operations.last_mut().unwrap();
+        op.pred = vec![automerge::legacy::OpId(
+            u64::from(u32::MAX) + 7,
+            c.actor_id.clone(),
+        )]
+        .into_iter()
+        .collect();
+    });
+    // Automerge itself cannot read this change back (it panics, contained): refused either way.
+    assert!(refusal(&lab.send(&observer("a-eve"), vec![bad])).is_some());
+
+    let huge = crafted(&honest, |c| {
+        c.start_op = std::num::NonZeroU64::new(u64::from(u32::MAX)).unwrap();
+    });
+    let reason = invalid(lab.send(&observer("a-eve"), vec![huge]));
+    assert!(reason.contains("beyond"), "{reason}");
+}
+
+#[test]
+fn ops_on_objects_that_do_not_exist_are_refused() {
+    let mut lab = Lab::new();
+    let honest = lab.forked_change(|tx| {
+        let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+        tx.put(&notes, "n-y", "y").unwrap();
+    });
+    let bad = crafted(&honest, |c| {
+        let unknown = ActorId::random();
+        c.operations[0].obj = automerge::legacy::ObjectId::Id(automerge::legacy::OpId(1, unknown));
+    });
+    invalid(lab.send(&observer("a-eve"), vec![bad]));
+}
+
+#[test]
+fn a_change_that_waits_for_a_missing_dependency_is_admitted_once_it_comes() {
+    let mut lab = Lab::new();
+    let first = lab.note_change("n-2", "a-ana");
+    let second = lab.note_change("n-3", "a-ana");
+    // The second alone waits; the server asks for what it waits for, not for it.
+    lab.send(&observer("a-ana"), vec![second.clone()]).unwrap();
+    assert_eq!(lab.notes(), 1);
+    lab.send(&observer("a-ana"), vec![first]).unwrap();
+    assert_eq!(lab.notes(), 3);
+}
+
+#[test]
+fn observers_add_notes_and_change_only_their_own() {
+    let mut lab = Lab::new();
+    // Ben's note, with Ben's id.
+    let ben = lab.note_change("n-ben", "a-ben");
+    lab.send(&observer("a-ben"), vec![ben]).unwrap();
+    // A note claiming someone else's id.
+    let claimed = lab.forked_change(|tx| {
+        let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+        let note = tx.put_object(&notes, "n-fake", ObjType::Map).unwrap();
+        tx.put(&note, "authorId", "a-ana").unwrap();
+    });
+    forbidden(lab.send(&observer("a-ben"), vec![claimed]));
+
+    let edit_anas = |lab: &Lab| {
+        lab.forked_change(|tx| {
+            let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+            let note = tx.get(&notes, "n-ana").unwrap().unwrap().1;
+            tx.put(&note, "text", "rewritten").unwrap();
+        })
+    };
+    let delete_anas = |lab: &Lab| {
+        lab.forked_change(|tx| {
+            let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+            tx.delete(&notes, "n-ana").unwrap();
+        })
+    };
+    forbidden(lab.send(&observer("a-ben"), vec![edit_anas(&lab)]));
+    forbidden(lab.send(&observer("a-ben"), vec![delete_anas(&lab)]));
+    assert_eq!(lab.notes(), 2);
+    // Ana edits and deletes her own.
+    lab.send(&observer("a-ana"), vec![edit_anas(&lab)]).unwrap();
+    lab.send(&observer("a-ana"), vec![delete_anas(&lab)])
+        .unwrap();
+    assert_eq!(lab.notes(), 1);
+}
+
+#[test]
+fn the_facilitator_may_change_what_observers_may_not() {
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "rename the lab",
+            Box::new(|tx| {
+                let lab = tx.get(ROOT, "lab").unwrap().unwrap().1;
+                tx.put(&lab, "title", "gone").unwrap();
+            }),
+        ),
+        (
+            "pin a note",
+            Box::new(|tx| {
+                let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+                let note = tx.get(&notes, "n-ana").unwrap().unwrap().1;
+                tx.put(&note, "pinned", true).unwrap();
+            }),
+        ),
+        (
+            "start a phase",
+            Box::new(|tx| tx.put(ROOT, "currentPhase", "lesson-1").unwrap()),
+        ),
+        (
+            "remove a category",
+            Box::new(|tx| {
+                let categories = tx.get(ROOT, "categories").unwrap().unwrap().1;
+                tx.delete(&categories, "strategies").unwrap();
+            }),
+        ),
+        (
+            "hide someone's note",
+            Box::new(|tx| {
+                let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+                let note = tx.get(&notes, "n-ana").unwrap().unwrap().1;
+                tx.put(&note, "hidden", true).unwrap();
+            }),
+        ),
+    ];
+    for (what, edit) in &edits {
+        let mut lab = Lab::new();
+        let change = lab.forked_change(|tx| edit(tx));
+        forbidden(lab.send(&observer("a-ana"), vec![change.clone()]));
+        lab.send(&facilitator(), vec![change])
+            .unwrap_or_else(|err| panic!("the facilitator may {what}: {err}"));
+    }
+}
+
+#[test]
+fn nobody_removes_the_boards_structure() {
+    for writer in [observer("a-ana"), facilitator()] {
+        let mut lab = Lab::new();
+        for key in ["notes", "phases", "lab"] {
+            let change = lab.forked_change(|tx| tx.delete(ROOT, key).unwrap());
+            forbidden(lab.send(&writer, vec![change]));
+            let change = lab.forked_change(|tx| {
+                tx.put_object(ROOT, key, ObjType::Map).unwrap();
+            });
+            forbidden(lab.send(&writer, vec![change]));
+        }
+        assert_eq!(lab.notes(), 1);
+    }
+}
+
+#[test]
+fn reactions_and_time_outs_are_as_oneself() {
+    let mut lab = Lab::new();
+    let react = |lab: &Lab, who: &str| {
+        let who = who.to_owned();
+        lab.forked_change(move |tx| {
+            let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+            let note = tx.get(&notes, "n-ana").unwrap().unwrap().1;
+            let reactions = tx.get(&note, "reactions").unwrap().unwrap().1;
+            tx.put(&reactions, who.as_str(), 1_i64).unwrap();
+        })
+    };
+    forbidden(lab.send(&observer("a-ben"), vec![react(&lab, "a-cat")]));
+    lab.send(&observer("a-ben"), vec![react(&lab, "a-ben")])
+        .unwrap();
+
+    let call = |lab: &Lab, by: &str| {
+        let by = by.to_owned();
+        lab.forked_change(move |tx| {
+            let timeouts = tx.get(ROOT, "timeouts").unwrap().unwrap().1;
+            let t = tx.put_object(&timeouts, "t1", ObjType::Map).unwrap();
+            tx.put(&t, "calledById", by.as_str()).unwrap();
+            tx.put(&t, "startedAt", ScalarValue::Int(1)).unwrap();
+        })
+    };
+    forbidden(lab.send(&observer("a-ben"), vec![call(&lab, "a-ana")]));
+    let called = call(&lab, "a-ben");
+    lab.send(&observer("a-ben"), vec![called.clone()]).unwrap();
+    lab.phone.apply_changes([called]).unwrap();
+    let end = lab.forked_change(|tx| {
+        let timeouts = tx.get(ROOT, "timeouts").unwrap().unwrap().1;
+        let t = tx.get(&timeouts, "t1").unwrap().unwrap().1;
+        tx.put(&t, "endedAt", ScalarValue::Int(2)).unwrap();
+    });
+    forbidden(lab.send(&observer("a-cat"), vec![end.clone()]));
+    lab.send(&observer("a-ben"), vec![end]).unwrap();
+}
+
+#[test]
+fn a_whole_document_from_a_phone_is_checked_change_by_change() {
+    let mut lab = Lab::new();
+    let mine = lab.note_change("n-doc", "a-ana");
+    lab.phone.apply_changes([mine]).unwrap();
+    // The phone sends its whole document, as automerge does when most of it is new to us.
+    let message = sync::Message {
+        heads: lab.phone.get_heads(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: sync::ChunkList::from(lab.phone.save()),
+        flags: None,
+        version: sync::MessageVersion::V2,
+    };
+    lab.state
+        .receive(
+            1,
+            PeerId::from("phone"),
+            &observer("a-ana"),
+            SyncKind::Sync,
+            message,
+        )
+        .unwrap();
+    assert_eq!(lab.notes(), 2);
+    // Not so for a document holding someone else's forgery.
+    let mut forged = lab.phone.fork();
+    let notes = forged.get(ROOT, "notes").unwrap().unwrap().1;
+    let mut tx = forged.transaction();
+    tx.delete(&notes, "n-ana").unwrap();
+    tx.commit();
+    let message = sync::Message {
+        heads: forged.get_heads(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: sync::ChunkList::from(forged.save()),
+        flags: None,
+        version: sync::MessageVersion::V2,
+    };
+    let refused = lab
+        .state
+        .receive(
+            2,
+            PeerId::from("eve"),
+            &observer("a-ben"),
+            SyncKind::Sync,
+            message,
+        )
+        .map_err(Box::new);
+    assert!(
+        matches!(refusal(&refused), Some(Refusal::Forbidden { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(lab.notes(), 2);
+}
+
+#[test]
+fn garbage_chunks_are_refused_as_undecodable() {
+    let mut lab = Lab::new();
+    let honest = lab.note_change("n-g", "a-ana");
+    let mut bytes = honest.raw_bytes().to_vec();
+    // A wrong checksum.
+    bytes[5] ^= 0xff;
+    for chunk in [
+        bytes,
+        b"not automerge".to_vec(),
+        vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 9, 1, 0],
+    ] {
+        let message = sync::Message {
+            heads: Vec::new(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: sync::ChunkList::from(vec![chunk]),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let result = lab
+            .state
+            .receive(
+                1,
+                PeerId::from("phone"),
+                &observer("a-ana"),
+                SyncKind::Sync,
+                message,
+            )
+            .map_err(Box::new);
+        assert!(
+            matches!(refusal(&result), Some(Refusal::Undecodable(_))),
+            "{result:?}"
+        );
+    }
+    let _ = lab.phone.generate_sync_message(&mut sync::State::new());
+}
