@@ -56,6 +56,22 @@ pub struct Config {
     /// Close a connection that has not sent `join` within this time.
     #[arg(long, env = "LABBOARD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
+
+    /// Close an HTTP connection whose request headers have not all arrived within this time.
+    /// Also bounds how long an idle keep-alive connection stays open.
+    #[arg(long, env = "LABBOARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Most open connections (HTTP and WebSocket) in all. Lowered at start-up to fit under the
+    /// process's open-file limit (`ulimit -n`). Connections over it get a 503.
+    #[arg(long, env = "LABBOARD_MAX_CONNECTIONS", default_value_t = 4096, value_parser = parse_count)]
+    pub max_connections: usize,
+
+    /// Most open connections from one client address (an IPv6 /64 counts as one). Generous,
+    /// because a school's labs may all reach the server through one NAT address, and a phone
+    /// opening a page uses up to six. Connections over it get a 503.
+    #[arg(long, env = "LABBOARD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512, value_parser = parse_count)]
+    pub max_connections_per_address: usize,
 }
 
 /// The organizer token of [`Config::for_tests`].
@@ -73,6 +89,9 @@ impl Config {
             ping_interval: Duration::from_secs(15),
             peer_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_address: 512,
             admin_token: Some(TEST_ORGANIZER_TOKEN.into()),
             token_ttl: Duration::from_secs(24 * 3600),
             public_url: None,
@@ -101,6 +120,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A [`parse_duration`] that is not zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("`{text}` must be longer than zero")),
+        duration => Ok(duration),
+    }
+}
+
+/// A count of at least 1.
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +161,20 @@ mod tests {
         assert_eq!(config.peer_timeout, Duration::from_secs(60));
         assert_eq!(config.token_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(config.admin_token, None);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_connections, 4096);
+        assert_eq!(config.max_connections_per_address, 512);
+    }
+
+    #[test]
+    fn limits_must_be_positive() {
+        for args in [
+            ["labboard", "--max-connections", "0"],
+            ["labboard", "--max-connections-per-address", "0"],
+            ["labboard", "--header-read-timeout", "0s"],
+            ["labboard", "--max-connections", "many"],
+        ] {
+            assert!(Config::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 }
