@@ -258,6 +258,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/healthz", get(health))
         .merge(api::routes())
         .merge(web::routes())
+        // After every route: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {
@@ -324,7 +326,13 @@ async fn sync_socket(
     };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            return api::ApiError::new(
+                rejection.status(),
+                format!("not a WebSocket upgrade: {}", rejection.body_text()),
+            )
+            .into_response()
+        }
     };
     let conn_id = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let limit = app.settings.max_frame_bytes;
@@ -340,6 +348,14 @@ async fn sync_socket(
                 connection::serve_socket(socket, app, conn_id, grant).in_current_span(),
             )
         })
+}
+
+/// A known path with a method it does not have; axum adds the `Allow` header.
+async fn method_not_allowed(method: axum::http::Method) -> api::ApiError {
+    api::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on this path"),
+    )
 }
 
 async fn health(State(app): State<Arc<AppState>>) -> impl IntoResponse {
