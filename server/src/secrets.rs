@@ -101,7 +101,7 @@ pub fn organizer_token(configured: Option<&str>, data_dir: &Path) -> std::io::Re
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err),
     }
-    std::fs::create_dir_all(data_dir)?;
+    crate::storage::create_data_dir(data_dir)?;
     let token = new_token();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -167,6 +167,11 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+            // A data directory it has to create is the owner's only.
+            let fresh = dir.path().join("fresh");
+            organizer_token(None, &fresh).unwrap();
+            let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
         }
     }
 }
