@@ -123,11 +123,15 @@ pub async fn run(
         source,
     })?;
     let labs = LabStore::open(store.path(), config.token_ttl)?;
-    let organizer_token = secrets::organizer_token(config.admin_token.as_deref(), &config.data_dir)
-        .map_err(|source| ServerError::OrganizerToken {
-            dir: config.data_dir.display().to_string(),
-            source,
-        })?;
+    let organizer_token = secrets::organizer_token(
+        config.admin_token.as_deref(),
+        config.admin_token_file.as_deref(),
+        &config.data_dir,
+    )
+    .map_err(|source| ServerError::OrganizerToken {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
     let store: Arc<dyn Storage> = Arc::new(store);
     remove_orphans(&labs, store.as_ref()).await?;
     let public_base = urls::public_base(config.public_url.as_deref(), listener.local_addr()?);

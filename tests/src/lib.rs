@@ -166,8 +166,8 @@ impl ServerProcess {
             bail!("{} is missing: build it with `cargo build`", bin.display());
         }
         let mut child = Command::new(&bin)
-            .arg("--admin-token")
-            .arg(TEST_ORGANIZER_TOKEN)
+            .env("LABBOARD_ADMIN_TOKEN", TEST_ORGANIZER_TOKEN)
+            .env_remove("LABBOARD_ADMIN_TOKEN_FILE")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
