@@ -106,12 +106,12 @@ async fn spawn_labboard(
 ) -> anyhow::Result<(Child, u32, SocketAddr)> {
     let mut command = Command::new(bin);
     command
+        .env("LABBOARD_ADMIN_TOKEN", organizer_token)
+        .env_remove("LABBOARD_ADMIN_TOKEN_FILE")
         .arg("--listen")
         .arg(listen)
         .arg("--data-dir")
         .arg(data_dir)
-        .arg("--admin-token")
-        .arg(organizer_token)
         .arg("--log")
         .arg(log);
     spawn(command, LISTENING_PREFIX, &bin.display().to_string()).await

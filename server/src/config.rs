@@ -39,10 +39,22 @@ pub struct Config {
     #[arg(long, env = "LABBOARD_PEER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub peer_timeout: Duration,
 
-    /// Organizer token, needed to create and list labs. If unset, one is generated on first
-    /// start and kept in the data directory (file `admin-token`).
-    #[arg(long, env = "LABBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    /// Organizer token, needed to create and list labs. Set it in the environment, or use
+    /// --admin-token-file: the flag form is deprecated, because the process list shows it to
+    /// every user of the machine. If no token is given, one is generated on first start and
+    /// kept in the data directory (file `admin-token`).
+    #[arg(
+        long,
+        env = "LABBOARD_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
     pub admin_token: Option<String>,
+
+    /// File holding the organizer token (surrounding whitespace is ignored). Keep it readable
+    /// by the server's user only.
+    #[arg(long, env = "LABBOARD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// How long a join or facilitator sign-in stays valid (a lab day is 3-4 hours).
     #[arg(long, env = "LABBOARD_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
@@ -56,12 +68,58 @@ pub struct Config {
     /// Close a connection that has not sent `join` within this time.
     #[arg(long, env = "LABBOARD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
+
+    /// Close an HTTP connection whose request headers have not all arrived within this time.
+    /// Also bounds how long an idle keep-alive connection stays open.
+    #[arg(long, env = "LABBOARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Most open connections (HTTP and WebSocket) in all. Lowered at start-up to fit under the
+    /// process's open-file limit (`ulimit -n`). Connections over it get a 503.
+    #[arg(long, env = "LABBOARD_MAX_CONNECTIONS", default_value_t = 4096, value_parser = parse_count)]
+    pub max_connections: usize,
+
+    /// Most open connections from one client address (an IPv6 /64 counts as one). Generous,
+    /// because a school's labs may all reach the server through one NAT address, and a phone
+    /// opening a page uses up to six. Connections over it get a 503.
+    #[arg(long, env = "LABBOARD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512, value_parser = parse_count)]
+    pub max_connections_per_address: usize,
+}
+
+/// A command-line form that still works but will go: logged as a warning at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deprecated {
+    pub flag: &'static str,
+    /// What to use instead, and why.
+    pub instead: &'static str,
 }
 
 /// The organizer token of [`Config::for_tests`].
 pub const TEST_ORGANIZER_TOKEN: &str = "test-organizer-token";
 
 impl Config {
+    /// Parses `args` (the program name first) with the environment as fallback, and lists the
+    /// deprecated forms used, which the caller logs once logging is set up.
+    pub fn try_from_args<I, T>(args: I) -> Result<(Self, Vec<Deprecated>), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().try_get_matches_from(args)?;
+        let config = Self::from_arg_matches(&matches)?;
+        let mut deprecated = Vec::new();
+        if matches.value_source("admin_token") == Some(ValueSource::CommandLine) {
+            deprecated.push(Deprecated {
+                flag: "--admin-token",
+                instead: "set LABBOARD_ADMIN_TOKEN or use --admin-token-file: every user of \
+                          this machine can read the command line in the process list",
+            });
+        }
+        Ok((config, deprecated))
+    }
+
     /// A configuration for tests: loopback, the given data directory, quiet logs.
     pub fn for_tests(data_dir: &Path) -> Self {
         Self {
@@ -73,7 +131,11 @@ impl Config {
             ping_interval: Duration::from_secs(15),
             peer_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_address: 512,
             admin_token: Some(TEST_ORGANIZER_TOKEN.into()),
+            admin_token_file: None,
             token_ttl: Duration::from_secs(24 * 3600),
             public_url: None,
         }
@@ -101,6 +163,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A [`parse_duration`] that is not zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("`{text}` must be longer than zero")),
+        duration => Ok(duration),
+    }
+}
+
+/// A count of at least 1.
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +204,40 @@ mod tests {
         assert_eq!(config.peer_timeout, Duration::from_secs(60));
         assert_eq!(config.token_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(config.admin_token, None);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_connections, 4096);
+        assert_eq!(config.max_connections_per_address, 512);
+    }
+
+    #[test]
+    fn the_admin_token_flag_is_deprecated_and_a_file_is_the_alternative() {
+        let (config, deprecated) =
+            Config::try_from_args(["labboard", "--admin-token", "secret"]).unwrap();
+        assert_eq!(config.admin_token.as_deref(), Some("secret"));
+        assert_eq!(deprecated.len(), 1);
+        assert_eq!(deprecated[0].flag, "--admin-token");
+
+        let (config, deprecated) =
+            Config::try_from_args(["labboard", "--admin-token-file", "/run/secrets/org"]).unwrap();
+        assert_eq!(
+            config.admin_token_file,
+            Some(PathBuf::from("/run/secrets/org"))
+        );
+        assert!(deprecated.is_empty());
+
+        let both = ["labboard", "--admin-token", "x", "--admin-token-file", "f"];
+        assert!(Config::try_from_args(both).is_err());
+    }
+
+    #[test]
+    fn limits_must_be_positive() {
+        for args in [
+            ["labboard", "--max-connections", "0"],
+            ["labboard", "--max-connections-per-address", "0"],
+            ["labboard", "--header-read-timeout", "0s"],
+            ["labboard", "--max-connections", "many"],
+        ] {
+            assert!(Config::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 }

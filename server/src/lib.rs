@@ -2,6 +2,8 @@
 //!
 //! Who talks to whom:
 //!
+//! - The [`listener`] accepts connections under a total and a per-address cap and a
+//!   header-read timeout, and hands each request to the [`router`].
 //! - A phone opens a WebSocket at `/sync`. Its connection task ([`connection`]) does the
 //!   handshake and checks every frame at the edge, then forwards sync and ephemeral messages to
 //!   the actor of the document they name, over that actor's bounded inbox.
@@ -15,7 +17,6 @@
 //! - [`run`] serves until the shutdown token fires, then closes connections, lets actors write
 //!   their final snapshots, and closes storage.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub mod connection;
 pub mod document;
 pub mod ingest;
 pub mod labs;
+pub mod listener;
 pub mod outbox;
 pub mod ratelimit;
 pub mod registry;
@@ -77,8 +79,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("serving HTTP: {0}")]
-    Serve(#[from] std::io::Error),
+    #[error("reading the listening address: {0}")]
+    Listener(#[from] std::io::Error),
 }
 
 /// Connection-level settings taken from the configuration.
@@ -122,14 +124,19 @@ pub async fn run(
         source,
     })?;
     let labs = LabStore::open(store.path(), config.token_ttl)?;
-    let organizer_token = secrets::organizer_token(config.admin_token.as_deref(), &config.data_dir)
-        .map_err(|source| ServerError::OrganizerToken {
-            dir: config.data_dir.display().to_string(),
-            source,
-        })?;
+    let organizer_token = secrets::organizer_token(
+        config.admin_token.as_deref(),
+        config.admin_token_file.as_deref(),
+        &config.data_dir,
+    )
+    .map_err(|source| ServerError::OrganizerToken {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
     let store: Arc<dyn Storage> = Arc::new(store);
     remove_orphans(&labs, store.as_ref()).await?;
     let public_base = urls::public_base(config.public_url.as_deref(), listener.local_addr()?);
+    let limits = http_limits(&config);
     let tracker = TaskTracker::new();
     let server_peer = PeerId::new(format!(
         "labboard-{}",
@@ -179,17 +186,23 @@ pub async fn run(
         peer_timeout = ?config.peer_timeout,
         token_ttl = ?config.token_ttl,
         public_base = %app.public_base,
+        header_read_timeout = ?limits.header_read_timeout,
+        max_connections = limits.max_connections,
+        max_connections_per_address = limits.max_connections_per_address,
         "server ready"
     );
 
-    let served = axum::serve(
+    listener::serve(
         listener,
-        router(Arc::clone(&app)).into_make_service_with_connect_info::<SocketAddr>(),
+        router(Arc::clone(&app)),
+        limits,
+        shutdown.clone(),
+        tracker.clone(),
     )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
     .await;
 
-    // Upgraded sockets are ours to wait for: their stop token is a child of `shutdown`.
+    // Connections and upgraded sockets are ours to wait for: their stop tokens are children of
+    // `shutdown`.
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -205,7 +218,26 @@ pub async fn run(
         tracing::error!(error = %err, "closing storage failed");
     }
     tracing::info!("server stopped");
-    served.map_err(ServerError::from)
+    Ok(())
+}
+
+/// The HTTP limits of `config`, the total cap lowered to fit the open-file limit.
+fn http_limits(config: &Config) -> listener::HttpLimits {
+    let open_file_limit = listener::open_file_limit();
+    let max_connections = listener::fitting_connection_cap(config.max_connections, open_file_limit);
+    if max_connections < config.max_connections {
+        tracing::warn!(
+            configured = config.max_connections,
+            open_file_limit,
+            max_connections,
+            "the connection cap is lowered to fit the open-file limit; raise `ulimit -n` to allow more"
+        );
+    }
+    listener::HttpLimits {
+        header_read_timeout: config.header_read_timeout,
+        max_connections,
+        max_connections_per_address: config.max_connections_per_address,
+    }
 }
 
 /// Deletes documents no lab owns (see [`LabStore::orphan_documents`]).
@@ -231,6 +263,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/healthz", get(health))
         .merge(api::routes())
         .merge(web::routes())
+        // After every route: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {
@@ -297,7 +331,13 @@ async fn sync_socket(
     };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            return api::ApiError::new(
+                rejection.status(),
+                format!("not a WebSocket upgrade: {}", rejection.body_text()),
+            )
+            .into_response()
+        }
     };
     let conn_id = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let limit = app.settings.max_frame_bytes;
@@ -313,6 +353,14 @@ async fn sync_socket(
                 connection::serve_socket(socket, app, conn_id, grant).in_current_span(),
             )
         })
+}
+
+/// A known path with a method it does not have; axum adds the `Allow` header.
+async fn method_not_allowed(method: axum::http::Method) -> api::ApiError {
+    api::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on this path"),
+    )
 }
 
 async fn health(State(app): State<Arc<AppState>>) -> impl IntoResponse {

@@ -2,14 +2,14 @@
 //! or SIGTERM.
 
 use anyhow::Context;
-use clap::Parser;
 use labboard::Config;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut config = Config::parse();
+    let (mut config, deprecated) =
+        Config::try_from_args(std::env::args_os()).unwrap_or_else(|err| err.exit());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&config.log)
@@ -18,6 +18,13 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    for use_of in deprecated {
+        tracing::warn!(
+            flag = use_of.flag,
+            instead = use_of.instead,
+            "deprecated flag"
+        );
+    }
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -28,9 +35,12 @@ async fn main() -> anyhow::Result<()> {
     for url in labboard::urls::lan_urls(bound) {
         println!("open on a phone on this network: {url}/");
     }
-    let organizer =
-        labboard::secrets::organizer_token(config.admin_token.as_deref(), &config.data_dir)
-            .with_context(|| format!("organizer token in {}", config.data_dir.display()))?;
+    let organizer = labboard::secrets::organizer_token(
+        config.admin_token.as_deref(),
+        config.admin_token_file.as_deref(),
+        &config.data_dir,
+    )
+    .with_context(|| format!("organizer token (data dir {})", config.data_dir.display()))?;
     let base = labboard::urls::public_base(config.public_url.as_deref(), bound);
     // The one place the organizer token is shown: like a notebook server's token URL, for the
     // person who started the server. The fragment never reaches a server log.

@@ -109,11 +109,18 @@ pub fn normalize_facilitator_key(input: &str) -> String {
         .join("-")
 }
 
-/// The organizer token: the configured one, else the one kept in the data directory, else a
-/// new one written there (readable by the owner only).
-pub fn organizer_token(configured: Option<&str>, data_dir: &Path) -> std::io::Result<String> {
+/// The organizer token: the configured one, else the one in `file`, else the one kept in the
+/// data directory, else a new one written there (readable by the owner only).
+pub fn organizer_token(
+    configured: Option<&str>,
+    file: Option<&Path>,
+    data_dir: &Path,
+) -> std::io::Result<String> {
     if let Some(token) = configured.filter(|t| !t.trim().is_empty()) {
         return Ok(token.trim().to_owned());
+    }
+    if let Some(file) = file {
+        return read_token_file(file);
     }
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     match std::fs::read_to_string(&path) {
@@ -122,7 +129,7 @@ pub fn organizer_token(configured: Option<&str>, data_dir: &Path) -> std::io::Re
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err),
     }
-    std::fs::create_dir_all(data_dir)?;
+    crate::storage::create_data_dir(data_dir)?;
     let token = new_token();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -132,6 +139,34 @@ pub fn organizer_token(configured: Option<&str>, data_dir: &Path) -> std::io::Re
     file.write_all(token.as_bytes())?;
     file.sync_all()?;
     Ok(token)
+}
+
+/// The token in `path`, trimmed; an error naming the file if it cannot be read or is empty.
+fn read_token_file(path: &Path) -> std::io::Result<String> {
+    let named = |err: std::io::Error| {
+        std::io::Error::new(err.kind(), format!("reading {}: {err}", path.display()))
+    };
+    let text = std::fs::read_to_string(path).map_err(named)?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the token file {} is empty", path.display()),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_err(named)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format_args!("{:o}", mode & 0o777),
+                "the organizer token file is readable by other users; make it owner-only (chmod 600)"
+            );
+        }
+    }
+    Ok(token.to_owned())
 }
 
 #[cfg(test)]
@@ -174,10 +209,10 @@ mod tests {
     #[test]
     fn the_organizer_token_is_kept_across_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let first = organizer_token(None, dir.path()).unwrap();
-        assert_eq!(organizer_token(None, dir.path()).unwrap(), first);
+        let first = organizer_token(None, None, dir.path()).unwrap();
+        assert_eq!(organizer_token(None, None, dir.path()).unwrap(), first);
         assert_eq!(
-            organizer_token(Some("configured"), dir.path()).unwrap(),
+            organizer_token(Some("configured"), None, dir.path()).unwrap(),
             "configured"
         );
         #[cfg(unix)]
@@ -188,6 +223,36 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+            // A data directory it has to create is the owner's only.
+            let fresh = dir.path().join("fresh");
+            organizer_token(None, None, &fresh).unwrap();
+            let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
         }
+    }
+
+    #[test]
+    fn the_organizer_token_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("organizer");
+        std::fs::write(&file, "  from-a-file\n").unwrap();
+        let data = dir.path().join("data");
+        assert_eq!(
+            organizer_token(None, Some(&file), &data).unwrap(),
+            "from-a-file"
+        );
+        // The file does not replace a token given directly, and nothing is generated.
+        assert_eq!(
+            organizer_token(Some("direct"), Some(&file), &data).unwrap(),
+            "direct"
+        );
+        assert!(!data.join(ADMIN_TOKEN_FILE).exists());
+
+        std::fs::write(&file, "\n").unwrap();
+        let empty = organizer_token(None, Some(&file), &data).unwrap_err();
+        assert!(empty.to_string().contains("is empty"), "{empty}");
+        let missing = dir.path().join("missing");
+        let err = organizer_token(None, Some(&missing), &data).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 }

@@ -5,6 +5,8 @@
 //! them; compaction replaces the snapshot and deletes the chunks it covers, in one transaction.
 //! An `append` that returned `Ok` is durable: the document actor only advertises heads after it.
 
+use std::path::Path;
+
 use async_trait::async_trait;
 use labboard_protocol::DocumentId;
 
@@ -13,6 +15,17 @@ pub mod sqlite;
 
 pub use memory::MemoryStorage;
 pub use sqlite::SqliteStorage;
+
+/// Creates the data directory, and any missing parent, for the owner only (mode 0700 on Unix).
+/// An existing directory keeps its mode: it may hold other things; the files the server writes
+/// in it are owner-only themselves.
+pub fn create_data_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
 
 /// The position of an appended chunk; increases with every append across all documents.
 pub type ChunkSeq = i64;

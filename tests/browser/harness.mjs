@@ -101,11 +101,12 @@ export async function startServer(extraArgs = []) {
     );
   }
   const dataDir = tempDir("labboard-browser-data-");
+  // The token goes in the environment: a flag would show in the process list.
+  const env = { ...process.env, LABBOARD_ADMIN_TOKEN: ORGANIZER_TOKEN };
+  delete env.LABBOARD_ADMIN_TOKEN_FILE;
   const child = spawn(
     bin,
     [
-      "--admin-token",
-      ORGANIZER_TOKEN,
       "--listen",
       "127.0.0.1:0",
       "--data-dir",
@@ -114,7 +115,7 @@ export async function startServer(extraArgs = []) {
       "warn",
       ...extraArgs,
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], env },
   );
   liveChildren.add(child);
   let stderr = "";

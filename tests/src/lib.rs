@@ -3,7 +3,7 @@
 //!
 //! Every server, process and directory made here is stopped or removed when dropped.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use labboard::Config;
 use labboard_protocol::{decode, encode, Message, PeerId, PeerMetadata};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -166,8 +166,8 @@ impl ServerProcess {
             bail!("{} is missing: build it with `cargo build`", bin.display());
         }
         let mut child = Command::new(&bin)
-            .arg("--admin-token")
-            .arg(TEST_ORGANIZER_TOKEN)
+            .env("LABBOARD_ADMIN_TOKEN", TEST_ORGANIZER_TOKEN)
+            .env_remove("LABBOARD_ADMIN_TOKEN_FILE")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -245,14 +245,37 @@ impl RawPeer {
         Ok(Self { socket })
     }
 
+    /// Connects from the local address `source` (e.g. 127.0.0.2: all of 127/8 is loopback on
+    /// Linux), for tests where the client's address matters.
+    pub async fn connect_from(source: IpAddr, url: &str) -> anyhow::Result<Self> {
+        let authority = url
+            .strip_prefix("ws://")
+            .and_then(|rest| rest.split('/').next())
+            .with_context(|| format!("no ws://host:port in {url}"))?;
+        let addr: SocketAddr = authority
+            .parse()
+            .with_context(|| format!("not an address: {authority}"))?;
+        let stream = connect_from(source, addr).await?;
+        let (socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .with_context(|| format!("connecting to {url} from {source}"))?;
+        Ok(Self { socket })
+    }
+
+    /// Completes the handshake as `peer_id` on a connected peer; returns the server's peer id.
+    pub async fn join(&mut self, peer_id: &str) -> anyhow::Result<PeerId> {
+        self.send(&join(peer_id)).await?;
+        match self.recv().await? {
+            Message::Peer { sender_id, .. } => Ok(sender_id),
+            other => bail!("expected peer, got {other:?}"),
+        }
+    }
+
     /// Connects and completes the handshake as `peer_id`; returns the server's peer id.
     pub async fn joined(url: &str, peer_id: &str) -> anyhow::Result<(Self, PeerId)> {
         let mut peer = Self::connect(url).await?;
-        peer.send(&join(peer_id)).await?;
-        match peer.recv().await? {
-            Message::Peer { sender_id, .. } => Ok((peer, sender_id)),
-            other => bail!("expected peer, got {other:?}"),
-        }
+        let server_peer = peer.join(peer_id).await?;
+        Ok((peer, server_peer))
     }
 
     pub async fn send(&mut self, message: &Message) -> anyhow::Result<()> {
@@ -445,8 +468,48 @@ pub async fn http(
     http_raw(addr, method, path, auth, body.map(str::as_bytes)).await
 }
 
+/// A TCP connection to `addr` from the local address `source` (any port).
+pub async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+/// Like [`http`], sent from the local address `source`.
+pub async fn http_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> HttpResponse {
+    let stream = within("connect for HTTP", connect_from(source, addr))
+        .await
+        .expect("connect for HTTP");
+    http_over(stream, addr, method, path, auth, body.map(str::as_bytes)).await
+}
+
 /// Like [`http`], with a body of arbitrary bytes.
 pub async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    let stream = within("connect for HTTP", TcpStream::connect(addr))
+        .await
+        .expect("connect for HTTP");
+    http_over(stream, addr, method, path, auth, body).await
+}
+
+/// One request over a connected `stream`, which is then closed.
+async fn http_over(
+    mut stream: TcpStream,
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -465,11 +528,9 @@ pub async fn http_raw(
     }
     request.push_str("\r\n");
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("write request");
+        // A refused connection may be closed before the request is written; its answer is
+        // still there to read.
+        let _ = stream.write_all(request.as_bytes()).await;
         // A server may answer (413) before reading all of a large body; that is fine.
         let _ = stream.write_all(body).await;
         let mut raw = Vec::new();
@@ -497,6 +558,35 @@ pub async fn http_raw(
         headers,
         body: body.to_owned(),
     }
+}
+
+/// Raises this process's soft limit on open files to at least `needed`, as far as the hard
+/// limit allows (tests that hold thousands of sockets need more than a common default of 1024).
+/// Panics if the hard limit is lower than `needed`.
+pub fn ensure_open_file_limit(needed: u64) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current.is_none_or(|current| current >= needed) {
+            return;
+        }
+        assert!(
+            limit.maximum.is_none_or(|maximum| maximum >= needed),
+            "this test needs {needed} open files, over the hard limit {:?} (`ulimit -Hn`)",
+            limit.maximum
+        );
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(needed),
+                maximum: limit.maximum,
+            },
+        )
+        .expect("raise the open-file limit");
+    }
+    #[cfg(not(unix))]
+    let _ = needed;
 }
 
 /// Adds a note to a board's `notes` map (as a scalar string, under `id`).

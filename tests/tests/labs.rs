@@ -702,6 +702,42 @@ async fn a_deleted_lab_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn wrong_methods_and_plain_gets_of_the_socket_answer_json() {
+    let server = TestServer::start().await;
+    let lab = server.create_lab("Methods").await;
+    let token = server.join(&lab.join_code, "Ana").await;
+
+    // A wrong method on an API route, on a route with a parameter, and on a page.
+    for (method, path, allowed) in [
+        ("PUT", "/api/labs", "POST"),
+        (
+            "PATCH",
+            &format!("/api/labs/{}/join-code", lab.lab_id),
+            "POST",
+        ),
+        ("DELETE", "/api/join", "POST"),
+        ("POST", "/healthz", "GET"),
+    ] {
+        let response = server
+            .http(method, path, Some(TEST_ORGANIZER_TOKEN), None)
+            .await;
+        assert_refused(&response, 405, "is not allowed");
+        let allow = response.header("allow").unwrap_or_default();
+        assert!(allow.contains(allowed), "{method} {path}: Allow `{allow}`");
+    }
+    // A plain GET of the socket with a valid token: refused in JSON, without an upgrade.
+    let plain = server
+        .http("GET", &format!("/sync?token={token}"), None, None)
+        .await;
+    assert_eq!(plain.status, 400, "{}", plain.body);
+    assert_eq!(plain.header("content-type"), Some("application/json"));
+    assert!(
+        plain.error().contains("not a WebSocket upgrade"),
+        "{plain:?}"
+    );
+}
+
+#[tokio::test]
 async fn malformed_requests_get_a_status_and_words_and_others_carry_on() {
     let server = TestServer::start().await;
     let lab = server.create_lab("Bystander lab").await;

@@ -111,8 +111,9 @@ pub struct SqliteStorage {
 impl SqliteStorage {
     /// Opens (creating if needed) `labboard.db` in `data_dir` and starts the writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(data_dir)?;
+        super::create_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
+        restrict_to_owner(&path)?;
         let mut writer_conn = open_connection(&path)?;
         migrate(&mut writer_conn)?;
         let storage_id = storage_id(&writer_conn)?;
@@ -152,6 +153,40 @@ impl SqliteStorage {
             .map_err(|_| StorageError::Closed)?;
         answer.await.map_err(|_| StorageError::Closed)?
     }
+}
+
+/// Makes the database file and its `-wal` and `-shm` companions readable by the owner only
+/// (0600): the file is created so before SQLite opens it (an empty file is a new database to
+/// SQLite, which gives the companions the database file's mode), and files an older version
+/// left readable by others are tightened.
+fn restrict_to_owner(db: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(db)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            match std::fs::metadata(&file) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    tracing::warn!(file = %file.display(), "database file was readable by others; making it owner-only");
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
 }
 
 /// Opens a connection to the database with the settings every part of the server relies on.
@@ -486,6 +521,35 @@ impl Storage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_data_dir_and_database_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let store = SqliteStorage::open(&dir).unwrap();
+        store.append(DocumentId::random(), vec![1]).await.unwrap();
+        let db = dir.join(DB_FILE);
+        assert_eq!(mode(&dir), 0o700);
+        // While open in WAL mode, all three files exist.
+        for file in [DB_FILE, "labboard.db-wal", "labboard.db-shm"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+        store.close().await.unwrap();
+
+        // A database an older version left readable by others is tightened when opened.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStorage::open(&dir).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        store.close().await.unwrap();
+    }
 
     #[tokio::test]
     async fn append_load_compact_delete() {
