@@ -37,6 +37,14 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
     }
 }
 
+/// An observer's access to a lab.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub token: String,
+    /// What the server checks the observer's notes, reactions and time-outs against.
+    pub author_id: String,
+}
+
 /// A server running inside the test process.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -101,6 +109,19 @@ impl TestServer {
     /// Signs in as the lab's facilitator; returns the facilitator token.
     pub async fn facilitate(&self, lab: &Lab) -> String {
         facilitate(self.addr, lab).await
+    }
+
+    /// Joins a lab by code with a device key; returns the token and the author id it grants.
+    pub async fn joined(&self, code: &str, name: &str, device_key: &str) -> Joined {
+        let body =
+            serde_json::json!({ "code": code, "name": name, "deviceKey": device_key }).to_string();
+        let response = http(self.addr, "POST", "/api/join", None, Some(&body)).await;
+        assert_eq!(response.status, 200, "join: {}", response.body);
+        let json = response.json();
+        Joined {
+            token: json["token"].as_str().expect("token").to_owned(),
+            author_id: json["authorId"].as_str().expect("authorId").to_owned(),
+        }
     }
 
     /// An HTTP request to this server.
