@@ -30,6 +30,21 @@ describe("store", () => {
     expect(new Store(kv).deviceId()).toBe(id);
   });
 
+  it("keeps a secret device key apart from the device id, and the author id each lab grants", () => {
+    const kv = memory();
+    const s = new Store(kv);
+    const key = s.deviceKey();
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Store(kv).deviceKey()).toBe(key);
+    expect(key).not.toContain(s.deviceId().replace(/-/g, ""));
+    s.saveAccess(access({ authorId: "a0123" }));
+    expect(s.lab("lab1")?.authorId).toBe("a0123");
+    // Joining again as an observer keeps a facilitator's access and its author id.
+    s.saveAccess(access({ role: "facilitator", token: "fac", authorId: "a-fac" }));
+    s.saveAccess(access({ authorId: "a-obs" }));
+    expect(s.lab("lab1")).toMatchObject({ role: "facilitator", authorId: "a-fac" });
+  });
+
   it("remembers lab access and drops only the token when refused", () => {
     const s = new Store(memory());
     s.saveAccess(access(), { joinCode: "WM6C9X" }, 10);
