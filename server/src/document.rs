@@ -511,6 +511,7 @@ impl DocState {
                 admitted
                     .changes
                     .iter()
+                    .chain(&admitted.known)
                     .map(|change| change.raw_bytes().to_vec())
                     .collect::<Vec<_>>(),
             ),

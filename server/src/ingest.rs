@@ -187,6 +187,10 @@ impl Waiting {
 #[derive(Debug, Default)]
 pub struct Admitted {
     pub changes: Vec<Change>,
+    /// Changes of the message the board already has. Automerge skips them, but whether a
+    /// message brought changes at all decides how it reads the message's heads, so they go
+    /// along.
+    pub known: Vec<Change>,
 }
 
 /// Checks every change of a sync message's `changes` for `writer`. On success, the admitted
@@ -215,9 +219,14 @@ pub fn admit<'c>(
     // Every candidate, from this message and from earlier ones of the same peer.
     let mut candidates: HashMap<ChangeHash, Change> = waiting.changes.clone();
     let mut order: Vec<ChangeHash> = waiting.changes.keys().copied().collect();
+    let mut known = Vec::new();
     for change in incoming {
         let hash = change.hash();
-        if gate.on_board(&hash) || candidates.contains_key(&hash) {
+        if gate.on_board(&hash) {
+            known.push(change);
+            continue;
+        }
+        if candidates.contains_key(&hash) {
             continue;
         }
         order.push(hash);
@@ -251,7 +260,10 @@ pub fn admit<'c>(
     }
     *tips = gate.tips;
     waiting.changes = candidates;
-    Ok(Admitted { changes: admitted })
+    Ok(Admitted {
+        changes: admitted,
+        known,
+    })
 }
 
 /// Splits one entry of a sync message's change list into chunks by their headers.
