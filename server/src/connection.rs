@@ -1,10 +1,16 @@
 //! One task per WebSocket: the handshake, checks at the edge, and the way to and from the
 //! document actors.
 //!
-//! The task `select!`s over the next frame, its outbox (filled by actors), a ping timer, and its
-//! stop signals. Frames are checked here (decoding, handshake state, peer ids, sync bytes) so
+//! The task `select!`s over its stop signals, its outbox (filled by actors), the next frame and a
+//! ping timer. Frames are checked here (decoding, handshake state, peer ids, sync bytes) so
 //! that actors only ever see well-formed input. Any bad frame ends this connection with an
 //! `error` message and touches nothing else.
+//!
+//! Backpressure: the socket is read only while the outbox is empty and no frame is waiting for
+//! a busy actor, so a phone that writes faster than the server answers is slowed by TCP. While
+//! it waits for an actor the task still writes its outbox. The outbox can therefore only fill
+//! while a write to the phone is blocked, that is when the phone has stopped reading; then the
+//! actor disconnects it.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -182,14 +188,34 @@ pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId
             biased;
             () = stop.cancelled() => break Ending::Stopping,
             reason = kick.fired() => break Ending::Kicked(reason.to_owned()),
+            // What actors queued for the phone goes out before its next frame is read, so a
+            // phone that writes faster than we answer is slowed by TCP instead of its outbox
+            // filling up. Only a phone that stops reading can fill it: then this write blocks.
+            Some(out) = outbox_rx.recv() => {
+                let written = write_outgoing(&mut sink, &mut outbox_rx, out);
+                match guarded(&stop, &kick, settings.peer_timeout, written).await {
+                    Ok(Ok(None)) => {}
+                    Ok(Ok(Some(ending))) | Err(ending) => break ending,
+                    Ok(Err(err)) => break Ending::ClientLeft(err),
+                }
+            }
             frame = stream.next() => {
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(WsMessage::Binary(bytes))) => {
-                        let replies = match session.on_frame(&bytes).await {
-                            Ok(replies) => replies,
-                            Err(ending) => break ending,
+                        let handled = writing_meanwhile(
+                            session.on_frame(&bytes),
+                            &mut sink,
+                            &mut outbox_rx,
+                            (&stop, &kick, settings.peer_timeout),
+                        );
+                        let replies = match handled.await {
+                            Ok(Ok(replies)) => replies,
+                            Ok(Err(ending)) | Err(ending) => break ending,
                         };
+                        // Time spent waiting for a busy document is our silence, not the
+                        // phone's: its pongs were not read meanwhile.
+                        last_heard = Instant::now();
                         let sent = send_all(&mut sink, replies);
                         match guarded(&stop, &kick, settings.peer_timeout, sent).await {
                             Ok(Ok(())) => {}
@@ -206,14 +232,6 @@ pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId
                         break Ending::ClientLeft("client closed".into())
                     }
                     Some(Err(err)) => break classify_read_error(&err, settings.max_frame_bytes),
-                }
-            }
-            Some(out) = outbox_rx.recv() => {
-                let written = write_outgoing(&mut sink, &mut outbox_rx, out);
-                match guarded(&stop, &kick, settings.peer_timeout, written).await {
-                    Ok(Ok(None)) => {}
-                    Ok(Ok(Some(ending))) | Err(ending) => break ending,
-                    Ok(Err(err)) => break Ending::ClientLeft(err),
                 }
             }
             _ = pings.tick() => {
@@ -509,6 +527,35 @@ async fn guarded<T>(
         reason = kick.fired() => Err(Ending::Kicked(reason.to_owned())),
         done = work => Ok(done),
         () = tokio::time::sleep(limit) => Err(Ending::Unresponsive),
+    }
+}
+
+/// Runs `work`, the handling of one frame, which waits while the document's actor is busy,
+/// and meanwhile keeps writing what actors queue for this connection. The actor goes on
+/// answering this very phone while it waits, and an outbox nobody drains would fill up and get
+/// an honest phone dropped. The socket is not read meanwhile, so TCP slows the phone down.
+async fn writing_meanwhile<T>(
+    work: impl std::future::Future<Output = T>,
+    sink: &mut Sink,
+    outbox: &mut OutboxReceiver,
+    (stop, kick, limit): (&tokio_util::sync::CancellationToken, &Kick, Duration),
+) -> Result<T, Ending> {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return Err(Ending::Stopping),
+            reason = kick.fired() => return Err(Ending::Kicked(reason.to_owned())),
+            done = &mut work => return Ok(done),
+            Some(out) = outbox.recv() => {
+                let written = write_outgoing(sink, outbox, out);
+                match guarded(stop, kick, limit, written).await? {
+                    Ok(None) => {}
+                    Ok(Some(ending)) => return Err(ending),
+                    Err(err) => return Err(Ending::ClientLeft(err)),
+                }
+            }
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 //! 3. only then generate sync messages, which advertise the new heads, for every peer.
 //!
 //! A phone that saw its change acknowledged can therefore rely on it surviving a `kill -9`.
+//! When storage refuses for a reason that passes (disk full), step 3 waits: the changes stay in
+//! memory, unacknowledged, every peer stays attached, and a timer retries (see `Unstored`).
 //!
 //! A stored lab board of an older schema is upgraded as the actor loads it, by one change of the
 //! server's own replica, and that change is stored before any peer is served.
@@ -51,6 +53,25 @@ const MAX_EPHEMERAL_COUNT_STEP: u64 = 100_000;
 /// restart, so a session new to us may be well under way; at one presence message a second it
 /// would take 136 years to reach this.
 const MAX_EPHEMERAL_FIRST_COUNT: u64 = 1 << 32;
+
+/// First wait before storing again after storage refused for a reason that passes (disk full,
+/// database busy); doubled after each failed attempt up to [`STORE_RETRY_MAX`].
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(250);
+
+/// Longest wait between attempts while storage keeps refusing: once there is space again, the
+/// waiting changes are stored and acknowledged within this long.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// How often a lasting storage failure is logged again, so a full disk is seen in the log
+/// without filling what is left of it.
+const STORE_FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Sync messages taken in while storage refuses, after which the actor takes no more until
+/// storing works again. Each holds back a reply of a few hundred bytes, so this bounds what a
+/// long outage costs to a megabyte or two per document; connections then wait on the full
+/// inbox, which slows their phones. A busy lab (twelve phones, a note every five seconds each)
+/// takes about half an hour to get there.
+const MAX_INPUTS_WHILE_UNSTORED: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncKind {
@@ -568,6 +589,11 @@ impl DocState {
         self.saved_heads = heads;
     }
 
+    /// How many changes are not stored yet.
+    pub fn unsaved_change_count(&self) -> usize {
+        self.doc.get_changes_meta(&self.saved_heads).len()
+    }
+
     /// Sync messages and `doc-unavailable`s owed to peers. Only call once [`Self::unsaved`] is
     /// `None`: these messages advertise our heads.
     pub fn outgoing(&mut self) -> Vec<(ConnId, Message)> {
@@ -716,6 +742,24 @@ pub struct DocActor {
     settings: ActorSettings,
     last_seq: Option<ChunkSeq>,
     chunks_since_snapshot: usize,
+    /// Chunks after which the next compaction is due; further off after one failed.
+    compact_at_chunks: usize,
+    /// Set while storage refuses the unsaved changes for a reason that passes.
+    unstored: Option<Unstored>,
+}
+
+/// Changes that storage refused for a reason that passes (disk full, database busy). They stay
+/// in memory, nobody is told about them (so no phone sees them acknowledged), and a timer tries
+/// to store them again. The phones stay connected and keep their own copies meanwhile.
+struct Unstored {
+    since: Instant,
+    attempts: u32,
+    retry_at: Instant,
+    /// Sync messages taken in since storing began to fail.
+    inputs: usize,
+    logged_at: Instant,
+    /// Counts this document in [`Registry::waiting_for_storage`] while it exists.
+    _counted: crate::registry::WaitingForStorage,
 }
 
 impl DocActor {
@@ -737,6 +781,8 @@ impl DocActor {
             outboxes: HashMap::new(),
             last_seq: None,
             chunks_since_snapshot: 0,
+            compact_at_chunks: COMPACT_AFTER_CHUNKS,
+            unstored: None,
         }
     }
 
@@ -750,15 +796,27 @@ impl DocActor {
             }
         };
         tracing::debug!(exists = state.exists(), "document loaded");
+        // An upgraded board is stored before anyone is served.
+        if let Err(err) = self.store_and_answer(&mut state).await {
+            tracing::error!(error = %err, "storing the upgraded board failed");
+            self.fail_everyone("the server could not store this document; reconnect to retry");
+            return;
+        }
         let mut idle_since = Some(Instant::now());
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let idle_deadline = idle_since.map(|since| since + self.settings.idle_unload_after);
+            let retry_at = self.unstored.as_ref().map(|unstored| unstored.retry_at);
+            let taking = self
+                .unstored
+                .as_ref()
+                .is_none_or(|unstored| unstored.inputs < MAX_INPUTS_WHILE_UNSTORED);
             tokio::select! {
-                command = self.rx.recv() => match command {
+                command = self.rx.recv(), if taking => match command {
                     Some(command) => batch.push(command),
                     None => break,
                 },
+                () = sleep_until_opt(retry_at) => {}
                 () = sleep_until_opt(idle_deadline) => {
                     if self.try_unload(&mut state).await {
                         return;
@@ -768,7 +826,7 @@ impl DocActor {
                 }
                 () = self.stop.cancelled() => break,
             }
-            while batch.len() < MAX_BATCH {
+            while taking && batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(command) => batch.push(command),
                     Err(_) => break,
@@ -785,6 +843,12 @@ impl DocActor {
                 return;
             }
             let mut damaged = false;
+            if let Some(unstored) = &mut self.unstored {
+                unstored.inputs += batch
+                    .iter()
+                    .filter(|command| matches!(command, DocCommand::Sync { .. }))
+                    .count();
+            }
             for command in batch.drain(..) {
                 if damaged {
                     // What the damaged state would have done with it is redone after the
@@ -806,22 +870,119 @@ impl DocActor {
                     }
                 };
             }
-            if let Err(err) = self.persist(&mut state).await {
+            if let Err(err) = self.store_and_answer(&mut state).await {
                 tracing::error!(error = %err, "storing changes failed; unloading document");
                 self.fail_everyone("the server could not store this document; reconnect to retry");
                 return;
             }
-            for (conn, message) in state.outgoing() {
-                self.deliver(&mut state, conn, Outgoing::Message(Box::new(message)));
-            }
             idle_since = (state.peer_count() == 0).then(Instant::now);
         }
-        // Shutting down: every change is already durable; fold them into a snapshot so the next
-        // start loads one blob.
-        if let Err(err) = self.compact(&mut state).await {
+        self.shut_down(&mut state).await;
+        self.registry.remove(self.id, self.generation);
+    }
+
+    /// Stores what is unsaved, then sends every peer what it is owed, in that order. While
+    /// storage refuses for a reason that passes, the changes wait in memory and nothing that
+    /// would acknowledge them is sent; a timer tries again ([`Unstored`]). Other storage errors
+    /// are returned.
+    async fn store_and_answer(&mut self, state: &mut DocState) -> Result<(), DocError> {
+        if self
+            .unstored
+            .as_ref()
+            .is_some_and(|unstored| Instant::now() < unstored.retry_at)
+        {
+            return Ok(());
+        }
+        match self.persist(state).await {
+            Ok(()) => {
+                if let Some(unstored) = self.unstored.take() {
+                    tracing::info!(
+                        waited = ?unstored.since.elapsed(),
+                        attempts = unstored.attempts,
+                        "storage works again; waiting changes stored"
+                    );
+                }
+            }
+            Err(DocError::Storage(err)) if err.is_retryable() => {
+                self.storing_refused(state, &err);
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        }
+        for (conn, message) in state.outgoing() {
+            self.deliver(state, conn, Outgoing::Message(Box::new(message)));
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt to store, schedules the next and logs, rate-limited.
+    fn storing_refused(&mut self, state: &DocState, err: &StorageError) {
+        let now = Instant::now();
+        let what = match err {
+            StorageError::DiskFull(_) => "disk full",
+            _ => "database busy",
+        };
+        let changes = state.unsaved_change_count();
+        match &mut self.unstored {
+            None => {
+                tracing::error!(
+                    error = %err,
+                    changes,
+                    peers = state.peer_count(),
+                    "{what}; changes waiting in memory, unacknowledged, until they can be stored"
+                );
+                self.unstored = Some(Unstored {
+                    since: now,
+                    attempts: 1,
+                    retry_at: now + STORE_RETRY_FIRST,
+                    inputs: 0,
+                    logged_at: now,
+                    _counted: crate::registry::WaitingForStorage::new(&self.registry),
+                });
+            }
+            Some(unstored) => {
+                unstored.attempts += 1;
+                let delay = STORE_RETRY_FIRST
+                    .saturating_mul(1 << (unstored.attempts - 1).min(8))
+                    .min(STORE_RETRY_MAX);
+                unstored.retry_at = now + delay;
+                if now >= unstored.logged_at + STORE_FAILURE_LOG_EVERY {
+                    unstored.logged_at = now;
+                    tracing::error!(
+                        error = %err,
+                        changes,
+                        waited = ?unstored.since.elapsed(),
+                        attempts = unstored.attempts,
+                        "{what}; changes still waiting to be stored"
+                    );
+                } else {
+                    tracing::debug!(error = %err, changes, "storing again failed");
+                }
+            }
+        }
+    }
+
+    /// Shutting down: every change should be durable already; fold them into a snapshot so the
+    /// next start loads one blob.
+    async fn shut_down(&mut self, state: &mut DocState) {
+        if self.unstored.is_some() {
+            if let Err(err) = self.persist(state).await {
+                // Nothing of these was acknowledged: the phones that made them still hold them
+                // and send them again when they reconnect.
+                tracing::error!(
+                    error = %err,
+                    changes = state.unsaved_change_count(),
+                    "shutting down with changes that could not be stored; \
+                     their phones still hold them and resend them on reconnecting"
+                );
+                return;
+            }
+            self.unstored = None;
+            tracing::info!("storage works again; waiting changes stored at shutdown");
+        }
+        if let Err(err) = self.compact(state).await {
             tracing::warn!(error = %err, "compaction at shutdown failed; chunks kept");
         }
-        self.registry.remove(self.id, self.generation);
     }
 
     async fn load(&mut self) -> Result<DocState, DocError> {
@@ -836,17 +997,20 @@ impl DocActor {
                     for what in &skipped {
                         tracing::error!(skipped = %what, "stored change skipped: it does not load");
                     }
-                    // Store what was kept as one snapshot, so the bad chunks are gone for good.
-                    self.chunks_since_snapshot = self.chunks_since_snapshot.max(1);
-                    self.compact(&mut state).await?;
                     tracing::warn!(
                         chunks = skipped.len(),
                         "document recovered without the changes that do not load"
                     );
+                    // Store what was kept as one snapshot, so the bad chunks are gone for good.
+                    // If that cannot be done now, they are skipped again at the next load.
+                    self.chunks_since_snapshot = self.chunks_since_snapshot.max(1);
+                    if let Err(err) = self.compact(&mut state).await {
+                        tracing::warn!(error = %err, "recovered document not compacted yet");
+                    }
                 }
-                // Old boards are upgraded before anyone sees them, and stored like any change.
+                // Old boards are upgraded before anyone sees them, and stored like any change
+                // (by `run`, before it takes any input).
                 if state.upgrade_board()? {
-                    self.persist(&mut state).await?;
                     tracing::info!(schema = board::BOARD_SCHEMA_VERSION, "board upgraded");
                 }
                 Ok(state)
@@ -909,6 +1073,9 @@ impl DocActor {
     /// acknowledged.
     async fn reload(&mut self, damaged: DocState) -> Result<DocState, DocError> {
         let mut state = self.load().await?;
+        // Whatever waited in memory for storage is gone with the damaged state; its phones
+        // resend it.
+        self.unstored = None;
         for (conn, peer_id, writer) in damaged.attached() {
             state.reattach(conn, peer_id, writer);
         }
@@ -967,8 +1134,18 @@ impl DocActor {
         state.mark_saved(heads);
         self.last_seq = Some(seq);
         self.chunks_since_snapshot += 1;
-        if self.chunks_since_snapshot >= COMPACT_AFTER_CHUNKS {
-            self.compact(state).await?;
+        if self.chunks_since_snapshot >= self.compact_at_chunks {
+            // The changes are stored already. A failed compaction stored nothing and deleted no
+            // chunk; it is tried again after as many chunks more, so a nearly full disk does not
+            // see a whole snapshot written with every note.
+            if let Err(err) = self.compact(state).await {
+                tracing::warn!(
+                    error = %err,
+                    chunks = self.chunks_since_snapshot,
+                    "compaction failed; chunks kept"
+                );
+                self.compact_at_chunks = self.chunks_since_snapshot + COMPACT_AFTER_CHUNKS;
+            }
         }
         Ok(())
     }
@@ -981,6 +1158,7 @@ impl DocActor {
         let snapshot = state.verified_snapshot()?;
         self.store.compact(self.id, snapshot, self.last_seq).await?;
         self.chunks_since_snapshot = 0;
+        self.compact_at_chunks = COMPACT_AFTER_CHUNKS;
         tracing::debug!("document compacted");
         Ok(())
     }
@@ -988,6 +1166,10 @@ impl DocActor {
     /// Unloads if nobody holds a handle and nothing is queued. Compacts first, while still
     /// registered, so no second actor for this document can load it meanwhile.
     async fn try_unload(&mut self, state: &mut DocState) -> bool {
+        if self.unstored.is_some() {
+            // Its changes exist only here until storage takes them.
+            return false;
+        }
         if let Err(err) = self.compact(state).await {
             tracing::warn!(error = %err, "compaction before unload failed; staying loaded");
             return false;

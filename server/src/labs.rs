@@ -103,7 +103,7 @@ pub enum LabError {
 
 impl From<rusqlite::Error> for LabError {
     fn from(err: rusqlite::Error) -> Self {
-        LabError::Storage(StorageError::Sqlite(err))
+        LabError::Storage(StorageError::from(err))
     }
 }
 

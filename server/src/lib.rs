@@ -368,6 +368,7 @@ async fn health(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "status": "ok",
         "connections": app.connections.load(Ordering::Relaxed),
         "documentsLoaded": app.registry.open_count(),
+        "documentsWaitingForStorage": app.registry.waiting_for_storage(),
         "storageId": app.storage_id,
     }))
 }

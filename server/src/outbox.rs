@@ -7,8 +7,10 @@ use labboard_protocol::Message;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Messages queued for one connection. A phone that falls this far behind is disconnected (it
-/// resyncs when it comes back) rather than letting its queue grow without bound.
+/// Messages queued for one connection. Its task writes them before it reads the phone's next
+/// frame, even while it waits for a busy actor, so the queue only grows while a write to the
+/// phone is blocked: a phone that falls this far behind has stopped reading, and is disconnected
+/// (it resyncs when it comes back) rather than letting its queue grow without bound.
 pub const OUTBOX_CAPACITY: usize = 512;
 
 /// Bytes of messages queued for one connection before it counts as too far behind, whatever

@@ -2,6 +2,7 @@
 //! when it unloads. A message is routed by one map lookup, whatever the number of open labs.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use labboard_protocol::{DocumentId, PeerId};
@@ -22,6 +23,25 @@ pub struct Registry {
     /// Parent of every actor's stop token.
     pub(crate) stop: CancellationToken,
     pub(crate) settings: ActorSettings,
+    /// Documents whose changes storage currently refuses (disk full), see [`WaitingForStorage`].
+    waiting_for_storage: Arc<AtomicUsize>,
+}
+
+/// Counts one document in [`Registry::waiting_for_storage`] for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct WaitingForStorage(Arc<AtomicUsize>);
+
+impl WaitingForStorage {
+    pub(crate) fn new(registry: &Registry) -> Self {
+        registry.waiting_for_storage.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(&registry.waiting_for_storage))
+    }
+}
+
+impl Drop for WaitingForStorage {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -47,6 +67,7 @@ impl Registry {
             tracker,
             stop,
             settings,
+            waiting_for_storage: Arc::default(),
         })
     }
 
@@ -101,6 +122,12 @@ impl Registry {
     /// Number of documents loaded in memory.
     pub fn open_count(&self) -> usize {
         self.lock().open.len()
+    }
+
+    /// Open documents holding changes that storage refused for now (disk full): their phones
+    /// wait for an acknowledgement until the changes are stored.
+    pub fn waiting_for_storage(&self) -> usize {
+        self.waiting_for_storage.load(Ordering::Relaxed)
     }
 
     pub fn is_open(&self, id: DocumentId) -> bool {

@@ -58,12 +58,51 @@ impl StoredDoc {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The file system of the data directory has no space left (SQLite's `SQLITE_FULL`, or
+    /// `ENOSPC`). Nothing of the failed write was stored, and storage works again once there is
+    /// space.
+    #[error("disk full: no space left for the database ({0})")]
+    DiskFull(String),
+    /// Another connection to the database holds a lock for longer than the busy timeout.
+    #[error("database busy: {0}")]
+    Busy(String),
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("storage io: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("storage is closed")]
     Closed,
+}
+
+impl StorageError {
+    /// Whether the same write may succeed later, with nothing to change but waiting: the disk
+    /// is full, or the database is busy. Anything else is a fault that retrying will not fix.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::DiskFull(_) | Self::Busy(_))
+    }
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Self::DiskFull(err.to_string()),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                Self::Busy(err.to_string())
+            }
+            _ => Self::Sqlite(err),
+        }
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::StorageFull {
+            Self::DiskFull(err.to_string())
+        } else {
+            Self::Io(err)
+        }
+    }
 }
 
 #[async_trait]

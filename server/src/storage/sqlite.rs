@@ -111,11 +111,21 @@ pub struct SqliteStorage {
 impl SqliteStorage {
     /// Opens (creating if needed) `labboard.db` in `data_dir` and starts the writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with(data_dir, |_| Ok(()))
+    }
+
+    /// [`Self::open`], with `prepare` run on the writer's connection first (tests use it to
+    /// cap the database's size).
+    fn open_with(
+        data_dir: &Path,
+        prepare: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<Self, StorageError> {
         super::create_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         restrict_to_owner(&path)?;
         let mut writer_conn = open_connection(&path)?;
         migrate(&mut writer_conn)?;
+        prepare(&writer_conn)?;
         let storage_id = storage_id(&writer_conn)?;
         let reader = open_connection(&path)?;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
@@ -269,8 +279,38 @@ enum Done {
     ),
 }
 
-/// Runs the batch in one transaction and replies to every op. Returns the reply channel of a
-/// `Close` found in the batch (ops after it are refused).
+impl Done {
+    fn error(&self) -> Option<&StorageError> {
+        match self {
+            Done::Seq(_, result) => result.as_ref().err(),
+            Done::Unit(_, result) => result.as_ref().err(),
+        }
+    }
+
+    fn reply(self) {
+        // A caller that gave up waiting has nothing more to learn.
+        match self {
+            Done::Seq(reply, result) => drop(reply.send(result)),
+            Done::Unit(reply, result) => drop(reply.send(result)),
+        }
+    }
+
+    fn fail(self, cause: &StorageError) {
+        match self {
+            Done::Seq(reply, _) => drop(reply.send(Err(replicate(cause)))),
+            Done::Unit(reply, _) => drop(reply.send(Err(replicate(cause)))),
+        }
+    }
+}
+
+/// Runs the batch in one transaction and replies to every op, whatever happens. Returns the
+/// reply channel of a `Close` found in the batch (ops after it are refused).
+///
+/// Each op runs in a savepoint, so one op that fails on its own (a constraint) does not spoil
+/// the others. Some errors end the whole transaction instead: SQLite rolls it back itself on
+/// `SQLITE_FULL` or an I/O error, and its savepoints with it. Then every op of the batch fails
+/// with that cause, the connection is left outside any transaction and stays usable, and
+/// nothing of the batch was stored.
 fn commit_batch(
     conn: &mut Connection,
     batch: &mut Vec<WriteOp>,
@@ -278,58 +318,100 @@ fn commit_batch(
     let mut done = Vec::with_capacity(batch.len());
     let mut close = None;
     let deletes = batch.iter().any(|op| matches!(op, WriteOp::Delete { .. }));
-    let outcome = (|| -> Result<(), rusqlite::Error> {
+    let mut ops = batch.drain(..);
+    let outcome = (|| -> Result<(), StorageError> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for op in batch.drain(..) {
+        for op in ops.by_ref() {
             if close.is_some() {
                 refuse(op);
                 continue;
             }
-            // A savepoint per op: one failing write does not spoil the others in the batch.
-            let mut sp = tx.savepoint()?;
-            let result = apply(&sp, op, &mut close);
-            let ok = match &result {
-                Some(Done::Seq(_, r)) => r.is_ok(),
-                Some(Done::Unit(_, r)) => r.is_ok(),
-                None => true,
-            };
-            if ok {
-                sp.commit()?;
-            } else {
-                sp.rollback()?;
-                drop(sp);
+            if let WriteOp::Close { reply } = op {
+                close = Some(reply);
+                continue;
             }
+            let mut sp = match tx.savepoint() {
+                Ok(sp) => sp,
+                Err(err) => {
+                    let cause = StorageError::from(err);
+                    op_failed(op, &cause);
+                    return Err(cause);
+                }
+            };
+            let result = apply(&sp, op, &mut close);
+            let Some(err) = result.as_ref().and_then(Done::error) else {
+                let released = sp.commit();
+                done.extend(result);
+                released?;
+                continue;
+            };
+            if sp.is_autocommit() {
+                // SQLite rolled back the whole transaction: its savepoints are gone too.
+                let cause = replicate(err);
+                drop(sp);
+                done.extend(result);
+                return Err(cause);
+            }
+            let rolled_back = sp.rollback();
+            drop(sp);
             done.extend(result);
+            rolled_back?;
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(())
     })();
-    if outcome.is_ok() && deletes {
-        // Before anyone hears "deleted": move the deletion into the main file and empty the
-        // log, so the deleted content is gone from both (secure_delete zeroes it in the file).
-        checkpoint_truncate(conn);
-    }
+    let unstarted: Vec<WriteOp> = ops.collect();
     match outcome {
         Ok(()) => {
-            for d in done {
-                // A caller that gave up waiting has nothing more to learn.
-                match d {
-                    Done::Seq(reply, result) => drop(reply.send(result)),
-                    Done::Unit(reply, result) => drop(reply.send(result)),
-                }
+            if deletes {
+                // Before anyone hears "deleted": move the deletion into the main file and empty
+                // the log, so the deleted content is gone from both (secure_delete zeroes it in
+                // the file).
+                checkpoint_truncate(conn);
             }
+            done.into_iter().for_each(Done::reply);
         }
-        Err(err) => {
-            tracing::error!(error = %err, "sqlite commit failed");
+        Err(cause) => {
+            if cause.is_retryable() {
+                // The callers report it, once per document, and try again.
+                tracing::debug!(error = %cause, ops = done.len(), "sqlite batch not stored");
+            } else {
+                tracing::error!(error = %cause, ops = done.len(), "sqlite batch failed");
+            }
             for d in done {
-                let failed = || StorageError::Sqlite(clone_err(&err));
-                match d {
-                    Done::Seq(reply, _) => drop(reply.send(Err(failed()))),
-                    Done::Unit(reply, _) => drop(reply.send(Err(failed()))),
+                d.fail(&cause);
+            }
+            for op in unstarted {
+                match op {
+                    WriteOp::Close { reply } if close.is_none() => close = Some(reply),
+                    op if close.is_some() => refuse(op),
+                    op => op_failed(op, &cause),
                 }
             }
         }
     }
     close
+}
+
+/// Answers an op that never ran because its batch failed with `cause`.
+fn op_failed(op: WriteOp, cause: &StorageError) {
+    match op {
+        WriteOp::Append { reply, .. } => drop(reply.send(Err(replicate(cause)))),
+        WriteOp::Compact { reply, .. }
+        | WriteOp::Delete { reply, .. }
+        | WriteOp::Close { reply } => drop(reply.send(Err(replicate(cause)))),
+    }
+}
+
+/// The same error again, for each op of a failed batch.
+fn replicate(err: &StorageError) -> StorageError {
+    match err {
+        StorageError::DiskFull(text) => StorageError::DiskFull(text.clone()),
+        StorageError::Busy(text) => StorageError::Busy(text.clone()),
+        StorageError::Sqlite(err) => StorageError::Sqlite(clone_err(err)),
+        StorageError::Io(err) => StorageError::Io(std::io::Error::new(err.kind(), err.to_string())),
+        StorageError::Closed => StorageError::Closed,
+    }
 }
 
 /// Checkpoints the whole log into the database file and truncates it, retrying while readers
@@ -587,6 +669,65 @@ mod tests {
             store.append(doc, vec![1]).await,
             Err(StorageError::Closed)
         ));
+    }
+
+    /// A database that may grow by only a few pages answers as a full disk does: SQLite
+    /// reports `SQLITE_FULL`, and for a single-row insert it rolls back the whole transaction.
+    #[tokio::test]
+    async fn a_full_disk_is_reported_as_such_and_storage_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStorage::open_with(dir.path(), |conn| {
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+            conn.pragma_update(None, "max_page_count", pages + 8)
+        })
+        .unwrap();
+        let store = Arc::new(store);
+        let doc = DocumentId::random();
+        let first = store.append(doc, vec![1; 64]).await.unwrap();
+        let big = vec![7; 256 * 1024];
+
+        // Alone, and among writes that fit (which may share its batch).
+        assert!(matches!(
+            store.append(doc, big.clone()).await,
+            Err(StorageError::DiskFull(_))
+        ));
+        let tasks: Vec<_> = (0..8u8)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let chunk = if i % 2 == 0 { big.clone() } else { vec![i; 16] };
+                tokio::spawn(async move { (i, store.append(doc, chunk).await) })
+            })
+            .collect();
+        let mut stored = vec![vec![1; 64]];
+        for task in tasks {
+            match task.await.unwrap() {
+                (i, Ok(_)) => {
+                    assert_eq!(i % 2, 1, "a write too big for the disk was stored");
+                    stored.push(vec![i; 16]);
+                }
+                (_, Err(err)) => {
+                    assert!(matches!(err, StorageError::DiskFull(_)), "{err}");
+                    assert!(err.is_retryable());
+                    assert!(err.to_string().starts_with("disk full"), "{err}");
+                }
+            }
+        }
+
+        // A compaction that does not fit stores nothing and deletes no chunk.
+        assert!(matches!(
+            store.compact(doc, big.clone(), Some(first)).await,
+            Err(StorageError::DiskFull(_))
+        ));
+        let mut loaded = store.load(doc).await.unwrap().unwrap();
+        assert_eq!(loaded.snapshot, None);
+        loaded.chunks.sort();
+        stored.sort();
+        assert_eq!(loaded.chunks, stored, "exactly the writes answered Ok");
+
+        // Storage was never closed by it.
+        store.append(doc, vec![9]).await.unwrap();
+        store.compact(doc, vec![5], None).await.unwrap();
+        store.close().await.unwrap();
     }
 
     #[tokio::test]
