@@ -97,6 +97,9 @@ impl StartedServer {
     }
 }
 
+/// Connection caps a benchmarked server gets: more than any scenario opens.
+const BENCH_MAX_CONNECTIONS: &str = "1000000";
+
 async fn spawn_labboard(
     bin: &Path,
     log: &str,
@@ -108,6 +111,10 @@ async fn spawn_labboard(
     command
         .env("LABBOARD_ADMIN_TOKEN", organizer_token)
         .env_remove("LABBOARD_ADMIN_TOKEN_FILE")
+        // Every simulated phone connects from 127.0.0.1: a school's worth of labs behind one
+        // address. The server still lowers the total to what its file limit allows.
+        .env("LABBOARD_MAX_CONNECTIONS_PER_ADDRESS", BENCH_MAX_CONNECTIONS)
+        .env("LABBOARD_MAX_CONNECTIONS", BENCH_MAX_CONNECTIONS)
         .arg("--listen")
         .arg(listen)
         .arg("--data-dir")
