@@ -86,7 +86,9 @@ impl Sender {
 }
 
 /// The server's ingest path for the `data` of one `sync` frame: decoded as the connection
-/// decodes it, then received by the document. `Err` is a refusal, with its reason.
+/// decodes it, then received by the document, which detaches a sender it refuses (as
+/// `DocActor` does; the phone resyncs from a fresh state when it reconnects). `Err` is a
+/// refusal, with its reason.
 ///
 /// This is the only call into the server here, so a change of `receive`'s signature is
 /// adapted in this one place.
@@ -96,7 +98,10 @@ pub fn deliver(state: &mut DocState, sender: &Sender, data: &[u8]) -> Result<(),
     // `sender.role` and `sender.author_id` are not passed yet: `receive` does not take them.
     state
         .receive(sender.conn, sender.peer_id.clone(), SyncKind::Sync, message)
-        .map_err(|err| err.to_string())
+        .map_err(|err| {
+            state.detach(sender.conn);
+            err.to_string()
+        })
 }
 
 /// Whether a refusal reports a panic the server contained: a finding, like an uncontained one.
