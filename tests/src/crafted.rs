@@ -20,6 +20,12 @@
 //! arbitrary values, chained so later changes can build on earlier ones; whole documents
 //! holding such changes; honest changes with bytes mutated (checksum repaired); and raw bytes
 //! as a change chunk or as the whole message.
+//!
+//! A stored input means something only to this generator: changing how [`generate`] reads its
+//! bytes (or the [`Base`] board) turns every found input into another case, and a kept crash
+//! may stop reproducing its bug. After such a change, fuzz a while and run `scripts/fuzz merge`
+//! so the replayed inputs cover the code again; the hand-written cases in
+//! `tests/fuzz_regressions.rs` do not depend on it.
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
