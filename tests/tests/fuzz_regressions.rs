@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use automerge::legacy::{Key, ObjectId, Op, OpId, OpType, SortedVec};
+use automerge::sync::{self, BloomFilter, Have};
 use automerge::{ActorId, ExpandedChange, ObjType, ScalarValue};
 use labboard_tests::crafted::{check, run_case, Base, Delivery, PHONE_ACTORS};
 
@@ -253,4 +254,27 @@ fn seq_gap_of_a_new_actor() {
         vec![put_root("crafted", "seq 2 without a seq 1")],
     );
     check(&[from_observer(&[crafted])]);
+}
+
+#[test]
+fn a_peer_claiming_our_heads_with_an_empty_have_twice() {
+    // Found by the fuzzer: DocState's shortcut takes "their heads are ours" as "nothing to
+    // send", while automerge, trusting the empty bloom filter, would send every change; the
+    // debug assertion that checks the shortcut then fails in the document actor.
+    let claim = || Delivery {
+        as_facilitator: false,
+        data: sync::Message {
+            heads: Base::get().doc.get_heads(),
+            need: Vec::new(),
+            have: vec![Have {
+                last_sync: Vec::new(),
+                bloom: BloomFilter::default(),
+            }],
+            changes: sync::ChunkList::from(Vec::<Vec<u8>>::new()),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        }
+        .encode(),
+    };
+    check(&[claim(), claim()]);
 }
