@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
+pub mod crafted;
 pub mod js;
 
 pub use labboard::config::TEST_ORGANIZER_TOKEN;
