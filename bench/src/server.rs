@@ -113,7 +113,10 @@ async fn spawn_labboard(
         .env_remove("LABBOARD_ADMIN_TOKEN_FILE")
         // Every simulated phone connects from 127.0.0.1: a school's worth of labs behind one
         // address. The server still lowers the total to what its file limit allows.
-        .env("LABBOARD_MAX_CONNECTIONS_PER_ADDRESS", BENCH_MAX_CONNECTIONS)
+        .env(
+            "LABBOARD_MAX_CONNECTIONS_PER_ADDRESS",
+            BENCH_MAX_CONNECTIONS,
+        )
         .env("LABBOARD_MAX_CONNECTIONS", BENCH_MAX_CONNECTIONS)
         .arg("--listen")
         .arg(listen)

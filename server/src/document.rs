@@ -271,14 +271,20 @@ fn load_snapshot(snapshot: &[u8]) -> Result<Automerge, DocError> {
 }
 
 /// Whether automerge's `generate_sync_message` would certainly answer `None`: the peer told us
-/// it has exactly our heads and needs nothing, and we already told it those heads. Checked
-/// first because automerge computes a bloom filter over the document before it finds that out.
+/// it has exactly our heads, last synced at them and needs nothing, and we already told it
+/// those heads. Checked first because automerge computes a bloom filter over the document
+/// before it finds that out. A peer claiming our heads while its `have` says it last synced
+/// elsewhere (an honest one never does) is left to automerge, which trusts the `have`.
 fn in_sync(state: &sync::State, heads: &[ChangeHash]) -> bool {
     state.have_responded
         && !state.needs_reset
         && state.last_sent_heads == heads
         && state.their_heads.as_deref() == Some(heads)
         && state.their_need.as_ref().is_some_and(Vec::is_empty)
+        && state
+            .their_have
+            .as_ref()
+            .is_some_and(|haves| haves.iter().all(|have| have.last_sync == heads))
 }
 
 /// The first sync message to a peer that has nothing, from the cached snapshot: exactly what
