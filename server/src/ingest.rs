@@ -12,8 +12,8 @@
 //!    whose dependencies are missing waits, bounded by [`MAX_WAITING_CHANGES`], until they come.
 //! 3. **Actor and sequence.** Its `seq` is the next of its actor, and for `seq > 1` the actor's
 //!    previous change is in its history: no actor ever has two changes with one `seq`.
-//! 4. **Op counters.** `start_op` is beyond every op of its history, and all its counters fit the
-//!    32 bits automerge keeps them in ([`MAX_OP_COUNTER`]).
+//! 4. **Op counters.** It has ops, `start_op` is beyond every op of its history, and all its
+//!    counters fit the 32 bits automerge keeps them in ([`MAX_OP_COUNTER`]).
 //! 5. **Ops.** Each op refers only to earlier ops of actors the board knows, to objects that exist
 //!    (on the board or created earlier in the message), with keys of that object's kind; marks
 //!    are refused (the board has no rich text).
@@ -410,6 +410,11 @@ impl Gate<'_> {
     fn check(&mut self, change: &Change) -> Result<(), Refusal> {
         let hash = change.hash();
         let invalid = |reason: String| Refusal::Invalid { hash, reason };
+        // No client of ours makes one (automerge commits nothing for an empty transaction),
+        // and automerge 0.12 panics applying some.
+        if change.is_empty() {
+            return Err(invalid("a change without ops".into()));
+        }
         let start_op = change.start_op().get();
         let max_op = start_op
             .checked_add(change.len() as u64)

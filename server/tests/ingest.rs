@@ -195,6 +195,16 @@ fn a_change_whose_start_op_overlaps_its_history_is_refused() {
 }
 
 #[test]
+fn changes_without_ops_are_refused() {
+    // Found by the fuzzer: automerge 0.12 panics applying some chains of them.
+    let mut lab = Lab::new();
+    let honest = lab.note_change("n-e", "a-ana");
+    let empty = crafted(&honest, |c| c.operations.clear());
+    let reason = invalid(lab.send(&observer("a-ana"), vec![empty]));
+    assert!(reason.contains("without ops"), "{reason}");
+}
+
+#[test]
 fn a_second_change_with_the_same_seq_is_refused() {
     let mut lab = Lab::new();
     let first = lab.note_change("n-1", "a-ana");
