@@ -112,6 +112,28 @@ impl TestServer {
         facilitate(self.addr, lab).await
     }
 
+    /// An observer phone named `name`: joins `lab`, connects and opens the lab's board.
+    pub async fn phone(
+        &self,
+        lab: &Lab,
+        name: &str,
+    ) -> (
+        labboard_protocol::client::Client,
+        labboard_protocol::client::DocHandle,
+    ) {
+        let token = self.join(&lab.join_code, name).await;
+        let client = within(
+            "connect",
+            labboard_protocol::client::Client::connect(&self.sync_url(&token), PeerId::from(name)),
+        )
+        .await
+        .expect("client connects");
+        let board = within("find the board", client.find(lab.doc_id))
+            .await
+            .expect("the lab's board is available");
+        (client, board)
+    }
+
     /// Joins a lab by code with a device key; returns the token and the author id it grants.
     pub async fn joined(&self, code: &str, name: &str, device_key: &str) -> Joined {
         let body =

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use labboard_protocol::client::{Client, DocHandle};
-use labboard_protocol::PeerId;
 use labboard_tests::{add_note, note_count, within, Lab, TestServer};
 use tempfile::TempDir;
 
@@ -124,17 +123,7 @@ fn incompressible(bytes: usize, seed: u64) -> String {
 }
 
 async fn connect(server: &TestServer, lab: &Lab, name: &str) -> (Client, DocHandle) {
-    let token = server.join(&lab.join_code, name).await;
-    let client = within(
-        "connect",
-        Client::connect(&server.sync_url(&token), PeerId::from(name)),
-    )
-    .await
-    .expect("client connects");
-    let board = within("find the board", client.find(lab.doc_id))
-        .await
-        .expect("the lab's board is available");
-    (client, board)
+    server.phone(lab, name).await
 }
 
 async fn health(server: &TestServer) -> serde_json::Value {

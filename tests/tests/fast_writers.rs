@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use labboard_protocol::client::{Client, DocHandle};
-use labboard_protocol::PeerId;
 use labboard_tests::{add_note, note_count, within, Lab, TestServer};
 use tokio::time::MissedTickBehavior;
 
@@ -29,17 +28,7 @@ const WRITING_FOR: Duration = Duration::from_secs(30);
 const NOTES_PER_WRITER: usize = (NOTES_PER_SECOND * WRITING_FOR.as_secs()) as usize;
 
 async fn connect(server: &TestServer, lab: &Lab, name: &str) -> (Client, DocHandle) {
-    let token = server.join(&lab.join_code, name).await;
-    let client = within(
-        "connect",
-        Client::connect(&server.sync_url(&token), PeerId::from(name)),
-    )
-    .await
-    .expect("client connects");
-    let board = within("find the board", client.find(lab.doc_id))
-        .await
-        .expect("the lab's board is available");
-    (client, board)
+    server.phone(lab, name).await
 }
 
 /// Open WebSocket connections, from `GET /healthz`.
