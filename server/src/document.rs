@@ -437,7 +437,7 @@ impl DocState {
 
     /// The whole document, saved, after checking that it loads again to the same heads.
     pub fn verified_snapshot(&mut self) -> Result<Vec<u8>, DocError> {
-        let bytes = self.save();
+        let bytes = ingest::contained(|| self.save()).map_err(DocError::Poisoned)?;
         let heads = self.doc.get_heads();
         match ingest::contained(|| Automerge::load(&bytes).map(|doc| doc.get_heads())) {
             Ok(Ok(loaded)) if loaded == heads => Ok(bytes),
