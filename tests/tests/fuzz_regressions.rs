@@ -7,9 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
-use std::panic;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::process::Command;
 
 use automerge::legacy::{Key, ObjectId, Op, OpId, OpType, SortedVec};
 use automerge::sync::{self, BloomFilter, Have};
@@ -20,58 +19,71 @@ fn regressions_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/ingest")
 }
 
-thread_local! {
-    /// Where this thread last panicked, recorded by [`record_panic_sites`].
-    static PANIC_SITE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
+/// Set to one input's path for [`replay_one_input`], in a child process of this test binary.
+const REPLAY_INPUT: &str = "LABBOARD_FUZZ_REPLAY_INPUT";
 
-/// Makes every panic record its location for [`PANIC_SITE`] (a payload does not carry it),
-/// then report as before.
-fn record_panic_sites() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let site = info
-                .location()
-                .map(|at| format!("{}:{}", at.file(), at.line()))
-                .unwrap_or_default();
-            PANIC_SITE.with(|cell| *cell.borrow_mut() = site);
-            previous(info);
-        }));
-    });
-}
-
-/// `automerge-0.12.0/src/types.rs:464` rather than the whole path into the cargo registry.
-fn short_site(site: &str) -> String {
-    match site.rsplit_once("/src/") {
-        Some((crate_dir, path)) => {
-            let krate = crate_dir.rsplit('/').next().unwrap_or(crate_dir);
-            format!("{krate}/src/{path}")
-        }
-        None => site.to_owned(),
+/// Replays the input named by [`REPLAY_INPUT`]; does nothing when it is unset (a normal run).
+#[test]
+fn replay_one_input() {
+    if let Some(path) = std::env::var_os(REPLAY_INPUT) {
+        run_case(&std::fs::read(path).expect("reading a found input"));
     }
 }
 
-/// The text of a panic payload.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| {
-            payload
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-        })
-        .unwrap_or_else(|| "a panic without a message".to_owned())
+/// Replays one input in a child process, since some inputs abort the process (a panic while
+/// unwinding another): `Err` has the first panic's site and message.
+fn replay(path: &Path) -> Result<(), String> {
+    let output = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "--exact",
+            "replay_one_input",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(REPLAY_INPUT, path)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("running the test binary");
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut lines = stderr
+        .lines()
+        .skip_while(|line| !line.contains("panicked at "));
+    let site = lines
+        .next()
+        .and_then(|line| line.split("panicked at ").nth(1))
+        .map(short_site)
+        .unwrap_or_default();
+    let message = lines.next().unwrap_or_default();
+    let aborted = if stderr.contains("panic in a destructor during cleanup") {
+        " (then a panic while unwinding: the process aborted)"
+    } else {
+        ""
+    };
+    Err(format!("{site} {}{aborted}", failure_kind(message)))
+}
+
+/// `automerge-0.12.0/src/types.rs:464` rather than the whole path into the cargo registry, and
+/// without the column.
+fn short_site(site: &str) -> String {
+    let site = site.trim_end_matches(':');
+    let site = site.rsplit_once(':').map_or(site, |(rest, _column)| rest);
+    match site.rsplit_once("/src/") {
+        Some((crate_dir, path)) => {
+            let krate = crate_dir.rsplit('/').next().unwrap_or(crate_dir);
+            format!("{krate}/src/{path}:")
+        }
+        None => format!("{site}:"),
+    }
 }
 
 /// A failure message without what differs between inputs (numbers, hashes, actor ids), so one
 /// bug's failures group together.
 fn failure_kind(text: &str) -> String {
-    let first_line = text.lines().next().unwrap_or_default();
-    let mut kind = String::with_capacity(first_line.len());
-    for token in first_line.split_inclusive(|ch: char| !ch.is_ascii_alphanumeric()) {
+    let mut kind = String::with_capacity(text.len());
+    for token in text.split_inclusive(|ch: char| !ch.is_ascii_alphanumeric()) {
         let word = token.trim_end_matches(|ch: char| !ch.is_ascii_alphanumeric());
         let varies = !word.is_empty()
             && (word.chars().all(|ch| ch.is_ascii_digit())
@@ -96,24 +108,17 @@ fn every_found_input_is_refused_or_applied_without_harm() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no inputs in {}", dir.display());
-    record_panic_sites();
 
     // Every input runs, so one report shows all that fail, grouped by what went wrong.
     let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for path in &files {
-        let data = std::fs::read(path).expect("reading a found input");
-        if let Err(payload) = panic::catch_unwind(|| run_case(&data)) {
+        if let Err(failure) = replay(path) {
             let name = path
                 .file_name()
                 .expect("a file has a name")
                 .to_string_lossy()
                 .into_owned();
-            let site = short_site(&PANIC_SITE.with(|cell| cell.take()));
-            let text = panic_text(payload.as_ref());
-            failures
-                .entry(format!("{site}: {}", failure_kind(&text)))
-                .or_default()
-                .push(name);
+            failures.entry(failure).or_default().push(name);
         }
     }
     let failed: usize = failures.values().map(Vec::len).sum();
