@@ -214,7 +214,14 @@ async fn a_full_disk_acknowledges_nothing_disconnects_nobody_and_loses_nothing()
         )
         .await
         .unwrap_or_else(|err| panic!("phone {w}: {err}"));
-        assert_eq!(board.heads(), shown.heads());
+        // Acknowledged, it may still be taking in the others' last notes.
+        let everything = shown.heads();
+        within(
+            "every phone ends with the projector's board",
+            board.wait_until(|doc| doc.get_heads() == everything),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("phone {w}: {err}"));
         assert_connected(&format!("phone {w}"), client);
     }
     assert_connected("projector", &projector);
