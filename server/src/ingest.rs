@@ -47,6 +47,10 @@ pub const MAX_OP_COUNTER: u64 = u32::MAX as u64;
 /// the next round of sync brings; a few hundred is far beyond that.
 pub const MAX_WAITING_CHANGES: usize = 512;
 
+/// Bytes of changes one connection may leave waiting: a phone's own notes are a few hundred
+/// bytes each, so this is far beyond honest use and keeps a dishonest phone's backlog small.
+pub const MAX_WAITING_BYTES: usize = 4 * 1024 * 1024;
+
 /// Changes looked at when a change's actor's previous change is not among its direct
 /// dependencies (automerge always puts it there; this is for other writers).
 const MAX_ANCESTRY_WALK: usize = 4096;
@@ -103,7 +107,10 @@ pub enum Refusal {
     Invalid { hash: ChangeHash, reason: String },
     #[error("change {hash} is not allowed: {reason}")]
     Forbidden { hash: ChangeHash, reason: String },
-    #[error("too many changes waiting for their dependencies (limit {MAX_WAITING_CHANGES})")]
+    #[error(
+        "too many changes waiting for their dependencies (limits {MAX_WAITING_CHANGES} changes, \
+         {MAX_WAITING_BYTES} bytes)"
+    )]
     TooManyWaiting,
 }
 
@@ -261,7 +268,8 @@ pub fn admit<'c>(
         }
         order.retain(|hash| candidates.contains_key(hash));
     }
-    if candidates.len() > MAX_WAITING_CHANGES {
+    let waiting_bytes: usize = candidates.values().map(|c| c.raw_bytes().len()).sum();
+    if candidates.len() > MAX_WAITING_CHANGES || waiting_bytes > MAX_WAITING_BYTES {
         return Err(Refusal::TooManyWaiting);
     }
     *tips = gate.tips;

@@ -269,6 +269,23 @@ fn a_change_that_waits_for_a_missing_dependency_is_admitted_once_it_comes() {
 }
 
 #[test]
+fn what_waits_for_missing_dependencies_is_bounded() {
+    let mut lab = Lab::new();
+    let big = lab.forked_change(|tx| {
+        let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+        tx.put(&notes, "n-big", "x".repeat(5 * 1024 * 1024))
+            .unwrap();
+    });
+    // Its dependency never comes: it would wait, but not with 5 MiB.
+    let orphan = crafted(&big, |c| c.deps = vec![automerge::ChangeHash([7; 32])]);
+    let result = lab.send(&observer("a-eve"), vec![orphan]);
+    assert!(
+        matches!(refusal(&result), Some(Refusal::TooManyWaiting)),
+        "{result:?}"
+    );
+}
+
+#[test]
 fn observers_add_notes_and_change_only_their_own() {
     let mut lab = Lab::new();
     // Ben's note, with Ben's id.
