@@ -228,6 +228,7 @@ pub fn admit<'c>(
         writer,
         admitted: HashMap::new(),
         objects: HashMap::new(),
+        written: HashMap::new(),
     };
     // Every candidate, from this message and from earlier ones of the same peer.
     let mut candidates: HashMap<ChangeHash, Change> = waiting.changes.clone();
@@ -385,6 +386,8 @@ struct Object {
     mine: bool,
     /// Created by this message.
     fresh: bool,
+    /// Its id on the board; `None` for an object created by this message.
+    exid: Option<automerge::ObjId>,
 }
 
 /// Why one op cannot pass.
@@ -401,6 +404,9 @@ struct Gate<'a> {
     admitted: HashMap<ChangeHash, (u64, u64, Vec<ChangeHash>)>,
     /// Objects created by admitted changes of this message, and objects looked up on the board.
     objects: HashMap<OpId, Object>,
+    /// Values written by this message, by object and map key or sequence element: what later
+    /// ops of the message may name as their `pred`.
+    written: HashMap<(ObjectId, Key), Vec<OpId>>,
 }
 
 impl Gate<'_> {
@@ -547,6 +553,7 @@ impl Gate<'_> {
                     path: Vec::new(),
                     mine: false,
                     fresh: false,
+                    exid: Some(automerge::ROOT),
                 })
             }
             ObjectId::Id(id) => id,
@@ -583,6 +590,7 @@ impl Gate<'_> {
             })
             .collect();
         // The entry of `notes` or `timeouts` this object is, or is inside of.
+        let exid_of_object = exid.clone();
         let entry = match chain.get(2) {
             Some((entry, _)) => entry.clone(),
             None => exid,
@@ -602,6 +610,7 @@ impl Gate<'_> {
             path,
             mine: mine && !me.is_empty(),
             fresh: false,
+            exid: Some(exid_of_object),
         })
     }
 
@@ -647,6 +656,7 @@ impl Gate<'_> {
         for pred in op.pred.iter() {
             self.reference(change, own, pred)?;
         }
+        self.check_preds(change, own, op, &object)?;
         match &op.action {
             OpType::MarkBegin(_) | OpType::MarkEnd(_) => {
                 return Err(Problem::Invalid(format!(
@@ -662,6 +672,16 @@ impl Gate<'_> {
             _ => {}
         }
         self.allowed(change, own, &object, &key, op)?;
+        if matches!(op.action, OpType::Make(_) | OpType::Put(_)) {
+            let slot = match (&op.key, op.insert) {
+                // An inserted element is named by the op that inserted it.
+                (Key::Seq(_), true) => Key::Seq(ElementId::Id(OpId::new(own, change.actor_id()))),
+                (key, _) => key.clone(),
+            };
+            let values = self.written.entry((op.obj.clone(), slot)).or_default();
+            values.retain(|value| !op.pred.iter().any(|pred| pred == value));
+            values.push(OpId::new(own, change.actor_id()));
+        }
         if let OpType::Make(typ) = op.action {
             let mut path = object.path.clone();
             path.push(key);
@@ -678,10 +698,103 @@ impl Gate<'_> {
                     path,
                     mine,
                     fresh: true,
+                    exid: None,
                 },
             );
         }
         Ok(())
+    }
+
+    /// An op's `pred` names the values it replaces: each must be a value of the same map key or
+    /// sequence element, as it stood in the change's history. Automerge takes whatever it is
+    /// given, and a pred elsewhere leaves the board unable to save.
+    fn check_preds(
+        &self,
+        change: &Change,
+        own: u64,
+        op: &automerge::legacy::Op,
+        object: &Object,
+    ) -> Result<(), Problem> {
+        if op.pred.is_empty() {
+            return Ok(());
+        }
+        let stray = || {
+            Problem::Invalid(format!(
+                "op {own} replaces an op that is not a value of what it writes"
+            ))
+        };
+        if op.insert {
+            return Err(stray());
+        }
+        let local = self
+            .written
+            .get(&(op.obj.clone(), op.key.clone()))
+            .map_or(&[][..], Vec::as_slice);
+        let unresolved: Vec<&OpId> = op
+            .pred
+            .iter()
+            .filter(|pred| !local.contains(pred))
+            .filter(|pred| !matches!(&op.key, Key::Seq(ElementId::Id(element)) if element == *pred))
+            .collect();
+        if unresolved.is_empty() {
+            return Ok(());
+        }
+        // Values on the board: those of the key now, then (for a change made concurrently with
+        // others) those it had in the change's history.
+        let (Some(exid), Key::Map(key)) = (&object.exid, &op.key) else {
+            return Err(stray());
+        };
+        let ids = |values: Vec<(automerge::Value<'_>, automerge::ObjId)>| -> Vec<(u64, ActorId)> {
+            values
+                .into_iter()
+                .filter_map(|(_, id)| match id {
+                    automerge::ObjId::Id(counter, actor, _) => Some((counter, actor)),
+                    automerge::ObjId::Root => None,
+                })
+                .collect()
+        };
+        let found = |values: &[(u64, ActorId)], pred: &OpId| {
+            values
+                .iter()
+                .any(|(counter, actor)| *counter == pred.counter() && actor == pred.actor())
+        };
+        let now = ids(self.doc.get_all(exid, key.as_str()).map_err(|_| stray())?);
+        let unresolved: Vec<&OpId> = unresolved
+            .into_iter()
+            .filter(|pred| !found(&now, pred))
+            .collect();
+        if unresolved.is_empty() {
+            return Ok(());
+        }
+        let heads = self.board_frontier(change.deps());
+        let then = ids(
+            contained(|| self.doc.get_all_at(exid, key.as_str(), &heads))
+                .map_err(|_| stray())?
+                .map_err(|_| stray())?,
+        );
+        if unresolved.iter().all(|pred| found(&then, pred)) {
+            Ok(())
+        } else {
+            Err(stray())
+        }
+    }
+
+    /// The changes on the board that `deps` (which may name changes of this message) rest on.
+    fn board_frontier(&self, deps: &[ChangeHash]) -> Vec<ChangeHash> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = deps.to_vec();
+        while let Some(hash) = stack.pop() {
+            if !seen.insert(hash) {
+                continue;
+            }
+            match self.admitted.get(&hash) {
+                Some((_, _, deps)) => stack.extend(deps.iter().copied()),
+                None => out.push(hash),
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
     /// The role rules (see the module docs).

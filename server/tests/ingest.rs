@@ -243,6 +243,32 @@ fn op_counters_beyond_32_bits_are_refused() {
 }
 
 #[test]
+fn an_op_may_replace_only_values_of_what_it_writes() {
+    // Found by the fuzzer: a pred naming an op elsewhere on the board, or an insert that
+    // replaces something, leaves a board that cannot be saved.
+    let mut lab = Lab::new();
+    let rename = lab.forked_change(|tx| {
+        let lab_map = tx.get(ROOT, "lab").unwrap().unwrap().1;
+        tx.put(&lab_map, "grade", "3").unwrap();
+    });
+    // The op that made `notes`: a real op, but not a value of `lab.grade`.
+    let Some((_, automerge::ObjId::Id(counter, actor, _))) =
+        lab.state.doc().get(ROOT, "notes").unwrap()
+    else {
+        panic!("the board has notes");
+    };
+    let elsewhere = crafted(&rename, |c| {
+        c.operations[0].pred = vec![automerge::legacy::OpId(counter, actor)]
+            .into_iter()
+            .collect();
+    });
+    let reason = invalid(lab.send(&facilitator(), vec![elsewhere]));
+    assert!(reason.contains("not a value"), "{reason}");
+    // The honest one, which replaces the old grade, goes through.
+    lab.send(&facilitator(), vec![rename]).unwrap();
+}
+
+#[test]
 fn ops_on_objects_that_do_not_exist_are_refused() {
     let mut lab = Lab::new();
     let honest = lab.forked_change(|tx| {
