@@ -15,8 +15,9 @@
 //! 4. **Op counters.** It has ops, `start_op` is beyond every op of its history, and all its
 //!    counters fit the 32 bits automerge keeps them in ([`MAX_OP_COUNTER`]).
 //! 5. **Ops.** Each op refers only to earlier ops of actors the board knows, to objects that exist
-//!    (on the board or created earlier in the message), with keys of that object's kind; marks
-//!    are refused (the board has no rich text).
+//!    (on the board or created earlier in the message), with keys of that object's kind; what it
+//!    replaces (`pred`) is a value of the same key or element, and an insert replaces nothing;
+//!    marks are refused (the board has no rich text).
 //! 6. **Role.** What the sender's token allows (see [`Writer`]): an observer adds notes and edits
 //!    or deletes only its own, reacts and calls time-outs as itself, adds child aliases; the rest
 //!    of the board is the facilitator's. Nobody deletes or replaces the board's top-level maps.
