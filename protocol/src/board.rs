@@ -122,7 +122,7 @@ pub const DEFAULT_PHASES: [(&str, &str, f64); 5] = [
 pub const LESSON_PHASES: [&str; 2] = ["lesson-1", "lesson-2"];
 
 /// The maps at the root of a board besides `lab`, in the order [`new_board`] writes them.
-const COLLECTIONS: [&str; 7] = [
+pub const COLLECTIONS: [&str; 7] = [
     "phases",
     "timeouts",
     "categories",

@@ -37,6 +37,8 @@ use automerge::{
     ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue, Value,
 };
 
+use labboard_protocol::board;
+
 use crate::labs::Role;
 
 /// Largest op counter a change may use: automerge keeps op counters in 32 bits and panics on a
@@ -56,18 +58,11 @@ pub const MAX_WAITING_BYTES: usize = 4 * 1024 * 1024;
 /// dependencies (automerge always puts it there; this is for other writers).
 const MAX_ANCESTRY_WALK: usize = 4096;
 
-/// The top-level maps of a board, and `lab`: nobody deletes or replaces them.
-const STRUCTURE: [&str; 9] = [
-    "lab",
-    "phases",
-    "timeouts",
-    "categories",
-    "children",
-    "notes",
-    "clusters",
-    "agreements",
-    "schemaVersion",
-];
+/// Whether a key at a board's root is part of its structure, which nobody deletes or replaces:
+/// `lab`, `schemaVersion` and the collections.
+fn is_structure(key: &str) -> bool {
+    key == "lab" || key == "schemaVersion" || board::COLLECTIONS.contains(&key)
+}
 
 /// Fields of a note only the facilitator sets.
 const FACILITATOR_NOTE_FIELDS: [&str; 4] = ["pinned", "highlighted", "hidden", "clusterId"];
@@ -834,7 +829,7 @@ impl Gate<'_> {
                 .ok()
                 .flatten()
                 .is_some();
-            if board && path.is_empty() && STRUCTURE.contains(&key_str) {
+            if board && path.is_empty() && is_structure(key_str) {
                 let exists = self
                     .doc
                     .get(automerge::ROOT, key_str)
