@@ -19,8 +19,8 @@
 //!    replaces (`pred`) is a value of the same key or element, and an insert replaces nothing;
 //!    marks are refused (the board has no rich text).
 //! 6. **Role.** What the sender's token allows (see [`Writer`]): an observer adds notes and edits
-//!    or deletes only its own, reacts and calls time-outs as itself, adds child aliases; the rest
-//!    of the board is the facilitator's. Nobody deletes or replaces the board's top-level maps.
+//!    or deletes only its own, reacts and calls time-outs as itself, ends time-outs, adds child
+//!    aliases; the rest of the board is the facilitator's. Nobody deletes or replaces the board's top-level maps.
 //!
 //! Checks 2–5 cost what the change costs plus a few lookups, whatever the board's size. A change
 //! that fails refuses the whole message: nothing of it reaches the board, and the sender is told
@@ -905,10 +905,13 @@ impl Gate<'_> {
                 }
                 _ => Ok(()),
             },
-            // Ended by its caller (or the facilitator).
-            ["timeouts", _] if object.mine && key_str == "endedAt" => Ok(()),
+            // Ended by anyone: a phone that ends its own time-out ends every running one of
+            // the phase, in case two were called at once.
+            ["timeouts", _] if key_str == "endedAt" && matches!(op.action, OpType::Put(_)) => {
+                Ok(())
+            }
             ["children" | "timeouts", _, ..] if object.fresh && object.mine => Ok(()),
-            ["timeouts", ..] => forbidden("only its caller or the facilitator ends a time-out"),
+            ["timeouts", ..] => forbidden("a time-out is only called and ended"),
             [] => forbidden(&format!("`{key_str}` is the facilitator's")),
             [root, ..] => forbidden(&format!("`{root}` is the facilitator's")),
         }
