@@ -7,7 +7,8 @@
 //!
 //! 1. **Framing.** Each chunk parses, its checksum matches its hash, and it is a change (plain or
 //!    compressed) or a whole document; documents are opened in a scratch replica and their
-//!    changes checked one by one like any other.
+//!    changes checked one by one like any other. A change must be encoded as automerge encodes
+//!    it: decoded and encoded again, it has the same hash.
 //! 2. **Dependencies.** Every dependency is on the board or earlier in the same message. A change
 //!    whose dependencies are missing waits, bounded by [`MAX_WAITING_CHANGES`], until they come.
 //! 3. **Actor and sequence.** Its `seq` is the next of its actor, and for `seq > 1` the actor's
@@ -472,6 +473,14 @@ impl Gate<'_> {
 
         let expanded = contained(|| change.decode())
             .map_err(|err| invalid(format!("ops could not be decoded: {err}")))?;
+        // Automerge writes a change one way; bytes it reads but would not write (columns it
+        // does not know, stray actors) are taken in as they are and can leave the board unable
+        // to save. What every automerge client sends re-encodes to the same hash.
+        let canonical = contained(|| automerge::Change::from(expanded.clone()).hash())
+            .map_err(|err| invalid(format!("ops could not be encoded again: {err}")))?;
+        if canonical != hash {
+            return Err(invalid("not encoded as automerge encodes a change".into()));
+        }
         for (index, op) in expanded.operations.iter().enumerate() {
             let own = start_op + index as u64;
             self.check_op(change, own, op)
