@@ -791,16 +791,33 @@ fn fix_checksum(bytes: &mut [u8]) {
     bytes[4..8].copy_from_slice(&hash[..4]);
 }
 
-/// The board plus `chunks`, saved as one document chunk, if automerge takes them.
+/// The board plus `chunks`, saved as one document chunk, if automerge takes them. Chunks
+/// holding marks are left out: automerge 0.12 can abort the process (a panic while another
+/// unwinds, in its mark index) applying crafted ones, which no `catch_unwind` contains. The
+/// server refuses marks before applying anything; here they would only end the fuzzing.
 fn whole_document(base: &Base, chunks: &[Vec<u8>]) -> Option<Vec<u8>> {
     quietly(|| {
         let mut doc = base.doc.clone();
         for chunk in chunks {
+            if has_marks(chunk) {
+                continue;
+            }
             doc.load_incremental(chunk).ok()?;
         }
         Some(doc.save())
     })
     .flatten()
+}
+
+/// Whether a change chunk holds a mark (or does not decode as a change at all).
+fn has_marks(chunk: &[u8]) -> bool {
+    Change::try_from(chunk).map_or(true, |change| {
+        change
+            .decode()
+            .operations
+            .iter()
+            .any(|op| matches!(op.action, OpType::MarkBegin(_) | OpType::MarkEnd(_)))
+    })
 }
 
 /// A sync message carrying `chunks`, encoded, with the other fields honest or not.
