@@ -5,16 +5,17 @@
 //! are maps keyed by a random id, never lists, so two phones adding notes at once both keep
 //! theirs, and a field two people may edit at once is collaborative text.
 //!
-//! # Schema, version 2
+//! # Schema, version 3
 //!
 //! ```text
-//! schemaVersion: uint                  2 for this layout
+//! schemaVersion: uint                  3 for this layout
 //! lab: {                               what the facilitator entered at creation
 //!   title, school, grade,              text
 //!   date,                              text, "YYYY-MM-DD" or ""
 //!   problemOfPractice,                 text
 //!   mathematicalGoal,                  text
 //!   lessonTask                         text
+//!   pickLimit?: int                    how many notes each person may pick; 7 when absent (v3)
 //! }
 //! phases: {                            map keyed by phase id; DEFAULT_PHASES at creation
 //!   <id>: {
@@ -61,7 +62,21 @@
 //! agreements: {                        agreements and next steps, keyed by a random id
 //!   <id>: { text: text, owner?: str, phase?: str, createdAt: int, order: f64 }
 //! }
+//! picks: {                             the debrief's sticky notes (v3): each person's strongest
+//!   "<authorId>:<noteId>": int         evidence, one entry per person and note, ms since the
+//! }                                    epoch; readers count each person's first `pickLimit`
+//! nextSteps: {                         each coach's next steps with their own teachers (v3)
+//!   <id>: {
+//!     text: str,                       only its author edits it
+//!     authorId: str, authorName: str,  who wrote it, as for notes
+//!     phase: str,                      where it was written (the final debrief, usually)
+//!     createdAt: int, editedAt?: int
+//!   }
+//! }
 //! ```
+//!
+//! [`FIELDS`] lists every path of this schema; [`specimen`] writes a board with each one set,
+//! which the web client's readers are tested against (`web-client/src/model.test.ts`).
 //!
 //! "text" is an Automerge text object (what the JavaScript client reads as a plain string and
 //! writes for a string); "str" is a scalar string, cheaper for values only their author sets.
@@ -88,6 +103,12 @@
 //! one, so anything written into the other before the merge would be hidden. That is why the
 //! server upgrades a board once, before anyone sees it, and clients do not. Documents that are
 //! not boards, and boards of a newer version, are left alone.
+//!
+//! Version 3 added `picks`, `nextSteps` and `lab.pickLimit`; [`upgrade`] adds the two maps
+//! (empty) to a version 2 board, and `pickLimit` stays absent until the facilitator sets it.
+
+mod specimen;
+pub use specimen::{paths, specimen};
 
 use automerge::transaction::Transactable;
 use automerge::{
@@ -95,7 +116,7 @@ use automerge::{
 };
 
 /// The schema version [`new_board`] writes and [`upgrade`] brings boards to.
-pub const BOARD_SCHEMA_VERSION: u64 = 2;
+pub const BOARD_SCHEMA_VERSION: u64 = 3;
 
 /// The categories a new lab starts with: (id, label, colour); a category's `order` is its
 /// position here.
@@ -122,7 +143,7 @@ pub const DEFAULT_PHASES: [(&str, &str, f64); 5] = [
 pub const LESSON_PHASES: [&str; 2] = ["lesson-1", "lesson-2"];
 
 /// The maps at the root of a board besides `lab`, in the order [`new_board`] writes them.
-pub const COLLECTIONS: [&str; 7] = [
+pub const COLLECTIONS: [&str; 9] = [
     "phases",
     "timeouts",
     "categories",
@@ -130,6 +151,89 @@ pub const COLLECTIONS: [&str; 7] = [
     "notes",
     "clusters",
     "agreements",
+    "picks",
+    "nextSteps",
+];
+
+/// Every path of the schema: map keys from the root, `*` for any key of a collection, `[]` for
+/// any element of a list. The web client keeps the same list (`BOARD_FIELDS` in
+/// `web-client/src/model.ts`); both are checked against [`specimen`].
+pub const FIELDS: [&str; 75] = [
+    "schemaVersion",
+    "lab",
+    "lab.title",
+    "lab.school",
+    "lab.grade",
+    "lab.date",
+    "lab.problemOfPractice",
+    "lab.mathematicalGoal",
+    "lab.lessonTask",
+    "lab.pickLimit",
+    "phases",
+    "phases.*",
+    "phases.*.label",
+    "phases.*.order",
+    "phases.*.startedAt",
+    "phases.*.endedAt",
+    "currentPhase",
+    "timeouts",
+    "timeouts.*",
+    "timeouts.*.phase",
+    "timeouts.*.calledBy",
+    "timeouts.*.calledById",
+    "timeouts.*.startedAt",
+    "timeouts.*.endedAt",
+    "timeouts.*.note",
+    "categories",
+    "categories.*",
+    "categories.*.label",
+    "categories.*.color",
+    "categories.*.order",
+    "children",
+    "children.*",
+    "children.*.addedBy",
+    "children.*.addedAt",
+    "notes",
+    "notes.*",
+    "notes.*.text",
+    "notes.*.category",
+    "notes.*.authorName",
+    "notes.*.authorId",
+    "notes.*.createdAt",
+    "notes.*.children",
+    "notes.*.children.[]",
+    "notes.*.reactions",
+    "notes.*.reactions.*",
+    "notes.*.phase",
+    "notes.*.minute",
+    "notes.*.timeoutId",
+    "notes.*.pinned",
+    "notes.*.highlighted",
+    "notes.*.hidden",
+    "notes.*.clusterId",
+    "notes.*.editedAt",
+    "clusters",
+    "clusters.*",
+    "clusters.*.label",
+    "clusters.*.order",
+    "clusters.*.createdAt",
+    "agreements",
+    "agreements.*",
+    "agreements.*.text",
+    "agreements.*.owner",
+    "agreements.*.phase",
+    "agreements.*.createdAt",
+    "agreements.*.order",
+    "picks",
+    "picks.*",
+    "nextSteps",
+    "nextSteps.*",
+    "nextSteps.*.text",
+    "nextSteps.*.authorId",
+    "nextSteps.*.authorName",
+    "nextSteps.*.phase",
+    "nextSteps.*.createdAt",
+    "nextSteps.*.editedAt",
 ];
 
 /// What the facilitator says about a lab when creating it.
@@ -428,7 +532,15 @@ mod tests {
             board["categories"].as_object().unwrap().len(),
             DEFAULT_CATEGORIES.len()
         );
-        for key in ["timeouts", "children", "notes", "clusters", "agreements"] {
+        for key in [
+            "timeouts",
+            "children",
+            "notes",
+            "clusters",
+            "agreements",
+            "picks",
+            "nextSteps",
+        ] {
             assert_eq!(board[key], json!({}), "{key}");
         }
         assert!(
@@ -457,10 +569,17 @@ mod tests {
         assert!(upgrade(&mut doc).unwrap());
         assert_eq!(doc.get_changes(&[]).len(), changes + 1, "one change");
         let after = to_json(&doc);
-        assert_eq!(after["schemaVersion"], json!(2));
+        assert_eq!(after["schemaVersion"], json!(BOARD_SCHEMA_VERSION));
         assert_eq!(after["phases"], default_phases_json());
         assert!(after.get("currentPhase").is_none(), "{after}");
-        for key in ["timeouts", "children", "clusters", "agreements"] {
+        for key in [
+            "timeouts",
+            "children",
+            "clusters",
+            "agreements",
+            "picks",
+            "nextSteps",
+        ] {
             assert_eq!(after[key], json!({}), "{key}");
         }
         let note = &after["notes"]["note-1"];
@@ -470,7 +589,7 @@ mod tests {
         // Version 1 orders were ints; they stay ints (readers accept both).
         assert_eq!(after["categories"]["strategies"]["order"], json!(1));
         let mut unchanged = before.clone();
-        unchanged["schemaVersion"] = json!(2);
+        unchanged["schemaVersion"] = json!(BOARD_SCHEMA_VERSION);
         assert!(keeps(&after, &unchanged), "{before}\n{after}");
 
         let heads = doc.get_heads();
@@ -551,7 +670,7 @@ mod tests {
         assert_eq!(board_version(&doc).unwrap(), Some(0));
         assert!(upgrade(&mut doc).unwrap());
         let board = to_json(&doc);
-        assert_eq!(board["schemaVersion"], json!(2));
+        assert_eq!(board["schemaVersion"], json!(BOARD_SCHEMA_VERSION));
         assert_eq!(board["lab"], json!({ "title": "Old" }));
         assert_eq!(board["phases"], default_phases_json());
         // A version written by the JavaScript client is an int; it counts too.
@@ -709,7 +828,7 @@ mod tests {
             }
             let mut all = merged(&replicas, reverse);
             let board = to_json(&all);
-            prop_assert_eq!(&board["schemaVersion"], &json!(2));
+            prop_assert_eq!(&board["schemaVersion"], &json!(BOARD_SCHEMA_VERSION));
             prop_assert_eq!(&board["phases"], &default_phases_json());
             for (id, _) in &notes {
                 prop_assert_eq!(&board["notes"][id]["reactions"], &json!({}));
@@ -822,7 +941,7 @@ mod tests {
             prop_assert_eq!(doc.get_changes(&[]).len(), changes + 1);
             let after = to_json(&doc);
             let mut unchanged = before.clone();
-            unchanged["schemaVersion"] = json!(2);
+            unchanged["schemaVersion"] = json!(BOARD_SCHEMA_VERSION);
             prop_assert!(keeps(&after, &unchanged), "{}\n{}", before, after);
             for key in COLLECTIONS {
                 prop_assert!(after[key].is_object(), "{} missing", key);

@@ -1,5 +1,5 @@
 //! The labs HTTP API: create and list labs (organizer), join with a code (observer), become the
-//! facilitator with the lab's key, rotate the join code and delete a lab (facilitator).
+//! facilitator with the lab's key, rotate the join code, delete and export a lab (facilitator).
 //!
 //! Every answer is JSON; every error is `{"error": "<what went wrong, in words>"}` with the
 //! fitting status. Credentials come as `Authorization: Bearer <token>` and never reach a log.
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use automerge::ActorId;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,8 @@ use labboard_protocol::DocumentId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::document::DocError;
+use crate::export::{self, ExportError, Format, Research, Table};
 use crate::labs::{Grant, Issued, Lab, LabError, Role};
 use crate::{secrets, AppState};
 
@@ -42,6 +44,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/labs/{lab_id}/facilitate", post(facilitate))
         .route("/api/labs/{lab_id}/join-code", post(rotate_join_code))
         .route("/api/labs/{lab_id}", axum::routing::delete(delete_lab))
+        .route("/api/labs/{lab_id}/export", get(export))
+        .route("/api/labs/{lab_id}/end", post(end_lab))
         .route(
             "/api/{*rest}",
             get(not_found).post(not_found).delete(not_found),
@@ -349,6 +353,8 @@ struct LabSummary {
     grade: String,
     date: String,
     created_at: i64,
+    /// When the lab ended (milliseconds since the epoch); `null` while it runs.
+    ended_at: Option<i64>,
 }
 
 async fn list_labs(
@@ -366,6 +372,7 @@ async fn list_labs(
                 grade: lab.grade,
                 date: lab.date,
                 created_at: lab.created_at,
+                ended_at: lab.ended_at,
             })
             .collect(),
     ))
@@ -386,6 +393,9 @@ struct Access {
     author_id: String,
     /// Milliseconds since the epoch.
     expires_at: i64,
+    /// When the lab ended (milliseconds since the epoch); `null` while it runs. The board of
+    /// an ended lab is read-only.
+    ended_at: Option<i64>,
     /// The current join code and link, for facilitators (the board shows them).
     #[serde(skip_serializing_if = "Option::is_none")]
     join_code: Option<String>,
@@ -403,7 +413,8 @@ impl Access {
             author_id,
             expires_at,
         } = issued.grant;
-        let join_code = (role == Role::Facilitator)
+        // An ended lab's code joins nothing: it is not shown.
+        let join_code = (role == Role::Facilitator && lab.ended_at.is_none())
             .then_some(lab.join_code)
             .flatten();
         Self {
@@ -415,6 +426,7 @@ impl Access {
             name,
             author_id,
             expires_at,
+            ended_at: lab.ended_at,
             join_url: join_code.as_deref().map(|code| app.join_url(code)),
             join_code,
         }
@@ -533,6 +545,12 @@ async fn rotate_join_code(
     headers: HeaderMap,
 ) -> Result<Json<JoinCode>, ApiError> {
     let lab = require_facilitator(&app, &headers, &lab_id).await?;
+    if lab.ended_at.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this lab has ended; nobody can join it any more",
+        ));
+    }
     let code = app
         .labs
         .rotate_join_code(&lab.lab_id)
@@ -551,13 +569,179 @@ async fn delete_lab(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let lab = require_facilitator(&app, &headers, &lab_id).await?;
+    remove_lab(&app, &lab).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Why a lab could not be deleted completely; what was removed stays removed, and a board left
+/// behind is removed at the next start as an orphan.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RemoveLabError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl From<RemoveLabError> for ApiError {
+    fn from(err: RemoveLabError) -> Self {
+        match err {
+            RemoveLabError::Lab(err) => err.into(),
+            RemoveLabError::Storage(err) => err.into(),
+        }
+    }
+}
+
+/// Deletes a lab completely: its record, tokens and codes, its connections and its board. Used
+/// by `DELETE /api/labs/{labId}` and by the retention sweep.
+pub(crate) async fn remove_lab(app: &AppState, lab: &Lab) -> Result<(), RemoveLabError> {
     // Access first: no token or code of the lab works from here on, so nobody can re-upload
     // the board while it is being removed.
     app.labs.delete(&lab.lab_id).await?;
     app.conns.kick_lab(&lab.lab_id, "this lab was deleted");
     app.registry.delete(lab.doc_id).await?;
     tracing::info!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, "lab deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
+}
+
+/// How long a client should wait before asking again for a board whose actor was stopping.
+const EXPORT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl From<ExportError> for ApiError {
+    fn from(err: ExportError) -> Self {
+        match err {
+            ExportError::UnknownFormat(_) | ExportError::UnknownTable(_) => {
+                Self::bad_request(err.to_string())
+            }
+            ExportError::Load(_) => {
+                tracing::error!(error = %err, "export failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the lab's board could not be read",
+                )
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+    table: Option<String>,
+}
+
+/// The lab's board for archiving (`automerge`) or as de-identified research data (`json`,
+/// `csv`): see [`export`].
+async fn export(
+    State(app): State<Arc<AppState>>,
+    Path(lab_id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let lab = require_facilitator(&app, &headers, &lab_id).await?;
+    let Query(query) =
+        query.map_err(|err| ApiError::bad_request(format!("invalid query string: {err}")))?;
+    let format =
+        Format::parse(query.format.as_deref().ok_or_else(|| {
+            ApiError::bad_request("`format` is required: json, csv or automerge")
+        })?)?;
+    let table = query
+        .table
+        .as_deref()
+        .map(Table::parse)
+        .transpose()?
+        .unwrap_or(Table::Notes);
+    let saved = match app.registry.read(lab.doc_id).await {
+        Ok(Some(saved)) => saved,
+        Ok(None) => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such lab")),
+        Err(DocError::Stopped) => {
+            return Err(ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "the lab's board could not be read just now; try again".into(),
+                retry_after: Some(EXPORT_RETRY_AFTER),
+            })
+        }
+        Err(err) => {
+            tracing::error!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, error = %err, "export could not read the board");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the lab's board could not be read",
+            ));
+        }
+    };
+    let stem = export::file_stem(&lab.title);
+    let (content_type, file, body) = match format {
+        Format::Automerge => (
+            "application/octet-stream",
+            format!("{stem}.automerge"),
+            saved,
+        ),
+        Format::Json | Format::Csv => {
+            let roles = app.labs.author_roles(&lab.lab_id).await?;
+            let lab_id = lab.lab_id.clone();
+            let research =
+                tokio::task::spawn_blocking(move || Research::of_saved(&lab_id, &saved, &roles))
+                    .await
+                    .map_err(|err| ExportError::Load(err.to_string()))??;
+            if format == Format::Json {
+                let body = serde_json::to_vec_pretty(&research)
+                    .expect("rows of strings, numbers and booleans serialize");
+                ("application/json", format!("{stem}-research.json"), body)
+            } else {
+                (
+                    "text/csv; charset=utf-8; header=present",
+                    format!("{stem}-{}.csv", table.name()),
+                    research.csv(table).into_bytes(),
+                )
+            }
+        }
+    };
+    tracing::info!(lab_id = %lab.lab_id, format = ?format, bytes = body.len(), "lab exported");
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Ended {
+    lab_id: String,
+    /// Milliseconds since the epoch; the same however often the lab is ended.
+    ended_at: i64,
+}
+
+/// Ends the lab: its board becomes read-only for every connection and its join code stops
+/// working. Ending it again answers the same `endedAt`.
+async fn end_lab(
+    State(app): State<Arc<AppState>>,
+    Path(lab_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Ended>, ApiError> {
+    let lab = require_facilitator(&app, &headers, &lab_id).await?;
+    let ended_at = app
+        .labs
+        .end(&lab.lab_id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such lab"))?;
+    // Stored first, so that a restart keeps it; then the open board stops taking changes
+    // before the answer goes out.
+    app.registry.end(lab.doc_id).await;
+    if lab.ended_at.is_none() {
+        tracing::info!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, "lab ended");
+    }
+    Ok(Json(Ended {
+        lab_id: lab.lab_id,
+        ended_at,
+    }))
 }
 
 /// What the caller's token allows, so a client can tell an expired or revoked token (401)

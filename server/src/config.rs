@@ -84,6 +84,11 @@ pub struct Config {
     /// opening a page uses up to six. Connections over it get a 503.
     #[arg(long, env = "LABBOARD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512, value_parser = parse_count)]
     pub max_connections_per_address: usize,
+
+    /// Delete a lab completely, as `DELETE /api/labs/{labId}` does, once it has been ended for
+    /// this long (e.g. `180d`). Off unless set.
+    #[arg(long, env = "LABBOARD_RETENTION", value_parser = parse_positive_duration)]
+    pub retention: Option<Duration>,
 }
 
 /// A command-line form that still works but will go: logged as a warning at start-up.
@@ -138,11 +143,14 @@ impl Config {
             admin_token_file: None,
             token_ttl: Duration::from_secs(24 * 3600),
             public_url: None,
+            retention: None,
         }
     }
 }
 
-/// Parses `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+const SECONDS_PER_DAY: u64 = 24 * 3600;
+
+/// Parses `250ms`, `30s`, `5m`, `1h`, `180d`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -151,14 +159,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 30s, 500ms, 5m or 1h"))?;
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 500ms, 5m, 1h or 180d"))?;
     match unit {
+        "d" => number
+            .checked_mul(SECONDS_PER_DAY)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long")),
         "ms" => Ok(Duration::from_millis(number)),
         "" | "s" => Ok(Duration::from_secs(number)),
         "m" => Ok(Duration::from_secs(number * 60)),
         "h" => Ok(Duration::from_secs(number * 3600)),
         _ => Err(format!(
-            "unknown unit `{unit}` in `{text}`: use ms, s, m or h"
+            "unknown unit `{unit}` in `{text}`: use ms, s, m, h or d"
         )),
     }
 }
@@ -191,6 +203,11 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(
+            parse_duration("180d"),
+            Ok(Duration::from_secs(180 * 86_400))
+        );
+        assert!(parse_duration("99999999999999999d").is_err());
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("s").is_err());
     }
@@ -207,6 +224,10 @@ mod tests {
         assert_eq!(config.header_read_timeout, Duration::from_secs(10));
         assert_eq!(config.max_connections, 4096);
         assert_eq!(config.max_connections_per_address, 512);
+        assert_eq!(config.retention, None);
+        let config = Config::try_parse_from(["labboard", "--retention", "12h"]).unwrap();
+        assert_eq!(config.retention, Some(Duration::from_secs(12 * 3600)));
+        assert!(Config::try_parse_from(["labboard", "--retention", "0d"]).is_err());
     }
 
     #[test]

@@ -73,6 +73,10 @@ const STORE_FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
 /// takes about half an hour to get there.
 const MAX_INPUTS_WHILE_UNSTORED: usize = 4096;
 
+/// What a phone is told when it sends changes to the board of a lab that has ended; the web
+/// client recognises the lab's end by these words.
+pub const ENDED_MESSAGE: &str = "this lab has ended; nothing more can be added";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncKind {
     Sync,
@@ -91,6 +95,10 @@ pub enum DocError {
     /// The message failed a check ([`ingest`]): nothing of it reached the document.
     #[error("sync message refused: {0}")]
     Refused(Box<Refusal>),
+    /// The message brought changes to the board of a lab that has ended. Phones recognise
+    /// these words.
+    #[error("{ENDED_MESSAGE}")]
+    Ended,
     /// Automerge failed or panicked while applying a message that passed every check. The
     /// document may be half-changed: the actor reloads it from storage.
     #[error("sync message could not be applied: {0}")]
@@ -101,6 +109,9 @@ pub enum DocError {
     Upgrade(#[source] automerge::AutomergeError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The actor stopped (deleted, unloading after a failure, shutting down) before answering.
+    #[error("the document stopped before answering")]
+    Stopped,
 }
 
 /// Everything the server knows about one peer of one document.
@@ -136,6 +147,8 @@ pub struct DocState {
     replies: Vec<(ConnId, Message)>,
     /// The whole document as last saved, for peers that have nothing and for compaction.
     snapshot: Option<Snapshot>,
+    /// The lab has ended: the board is read-only, every new change is refused.
+    ended: bool,
 }
 
 /// The document saved at some heads. Saving (mostly deflate) is most of what serving a board
@@ -412,7 +425,18 @@ impl DocState {
             ephemeral_seen: HashMap::new(),
             replies: Vec::new(),
             snapshot: None,
+            ended: false,
         }
+    }
+
+    /// Makes the board read-only: from now on a message bringing any change the document does
+    /// not have is refused with [`DocError::Ended`]. Syncing what exists keeps working.
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
     }
 
     /// Brings a board of an older schema to the current one ([`board::upgrade`]), as one change
@@ -449,6 +473,19 @@ impl DocState {
             ))),
             Err(panic) => Err(DocError::Poisoned(panic)),
         }
+    }
+
+    /// The document as stored, saved: what every peer may have seen acknowledged. Changes still
+    /// waiting for storage (disk full) are left out, as they are from every peer.
+    pub fn stored_save(&mut self) -> Result<Vec<u8>, DocError> {
+        if self.doc.get_heads() == self.saved_heads {
+            return ingest::contained(|| self.save()).map_err(DocError::Poisoned);
+        }
+        let doc = &self.doc;
+        let heads = &self.saved_heads;
+        ingest::contained(|| doc.fork_at(heads).map(|stored| stored.save()))
+            .map_err(DocError::Poisoned)?
+            .map_err(DocError::Load)
     }
 
     /// A document exists once it has a change.
@@ -518,6 +555,24 @@ impl DocState {
         peer.quiet_at = None;
         // One connection has one token; this only matters to callers that mix them.
         peer.writer.clone_from(writer);
+        if self.ended {
+            // Checked on copies: a refused message must leave the tips and the peer's waiting
+            // changes as they were.
+            let mut tips = self.tips.clone();
+            let mut waiting = Waiting::default();
+            let admitted = ingest::admit(
+                &self.doc,
+                &mut tips,
+                &mut waiting,
+                &peer.writer,
+                message.changes.iter(),
+            )?;
+            if !admitted.changes.is_empty() || !waiting.is_empty() {
+                return Err(DocError::Ended);
+            }
+            // Anything still waiting from before the end can never be applied now.
+            peer.waiting = Waiting::default();
+        }
         let admitted = ingest::admit(
             &self.doc,
             &mut self.tips,
@@ -709,8 +764,17 @@ pub enum DocCommand {
     Detach {
         conn: ConnId,
     },
+    /// Reads the document as stored (for exports): answered with [`DocState::stored_save`].
+    Read {
+        reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, DocError>>,
+    },
     /// The document is being deleted: close every peer, write nothing more, stop, then say so.
     Delete {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+    /// The lab has ended: the board becomes read-only, and `done` is answered once what was
+    /// applied before it is stored, so nothing queued after this command changes it.
+    End {
         done: tokio::sync::oneshot::Sender<()>,
     },
 }
@@ -752,6 +816,9 @@ pub struct DocActor {
     compact_at_chunks: usize,
     /// Set while storage refuses the unsaved changes for a reason that passes.
     unstored: Option<Unstored>,
+    /// Callers of [`DocCommand::End`], answered once the batch that ended the board is stored:
+    /// the changes applied before the end are then on disk, and nothing comes after them.
+    ended_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Changes that storage refused for a reason that passes (disk full, database busy). They stay
@@ -789,6 +856,7 @@ impl DocActor {
             chunks_since_snapshot: 0,
             compact_at_chunks: COMPACT_AFTER_CHUNKS,
             unstored: None,
+            ended_waiters: Vec::new(),
         }
     }
 
@@ -880,6 +948,10 @@ impl DocActor {
                 tracing::error!(error = %err, "storing changes failed; unloading document");
                 self.fail_everyone("the server could not store this document; reconnect to retry");
                 return;
+            }
+            for done in self.ended_waiters.drain(..) {
+                // The caller may have given up waiting; the board is read-only either way.
+                let _told = done.send(());
             }
             idle_since = (state.peer_count() == 0).then(Instant::now);
         }
@@ -993,7 +1065,13 @@ impl DocActor {
 
     async fn load(&mut self) -> Result<DocState, DocError> {
         match self.store.load(self.id).await? {
-            None => Ok(DocState::new(self.id, self.server_peer.clone())),
+            None => {
+                let mut state = DocState::new(self.id, self.server_peer.clone());
+                if self.registry.is_ended(self.id) {
+                    state.end();
+                }
+                Ok(state)
+            }
             Some(stored) => {
                 self.last_seq = stored.last_seq;
                 self.chunks_since_snapshot = stored.chunks.len();
@@ -1019,6 +1097,9 @@ impl DocActor {
                 if state.upgrade_board()? {
                     tracing::info!(schema = board::BOARD_SCHEMA_VERSION, "board upgraded");
                 }
+                if self.registry.is_ended(self.id) {
+                    state.end();
+                }
                 Ok(state)
             }
         }
@@ -1042,6 +1123,8 @@ impl DocActor {
                         let poisoned = matches!(err, DocError::Poisoned(_));
                         if poisoned {
                             tracing::error!(conn_id = conn, peer_id = %peer_id, error = %err, "applying a checked sync message failed; reloading the document");
+                        } else if matches!(err, DocError::Ended) {
+                            tracing::info!(conn_id = conn, peer_id = %peer_id, "refused changes to an ended lab's board");
                         } else {
                             tracing::warn!(conn_id = conn, peer_id = %peer_id, error = %err, "refused sync message");
                         }
@@ -1065,9 +1148,18 @@ impl DocActor {
                     self.deliver(state, to, Outgoing::Message(Box::new(message)));
                 }
             }
+            DocCommand::End { done } => {
+                state.end();
+                tracing::info!("lab ended; board read-only");
+                self.ended_waiters.push(done);
+            }
             DocCommand::Detach { conn } => {
                 self.outboxes.remove(&conn);
                 state.detach(conn);
+            }
+            DocCommand::Read { reply } => {
+                // The reader may have given up waiting; nothing to do then.
+                let _answered = reply.send(state.stored_save());
             }
             DocCommand::Delete { .. } => unreachable!("handled before applying a batch"),
         }
@@ -1098,7 +1190,10 @@ impl DocActor {
             DocCommand::Detach { conn } => {
                 self.outboxes.remove(&conn);
             }
-            DocCommand::Ephemeral { .. } => {}
+            // A dropped reply tells the reader to try again.
+            DocCommand::Ephemeral { .. } | DocCommand::Read { .. } => {}
+            // The reloaded state reads the end from the registry, which knew it first.
+            DocCommand::End { done } => self.ended_waiters.push(done),
             DocCommand::Delete { .. } => unreachable!("handled before applying a batch"),
         }
     }
@@ -1244,6 +1339,26 @@ mod tests {
         state.mark_saved(heads);
         assert!(!state.upgrade_board().unwrap(), "nothing more to do");
         assert!(state.unsaved().is_none());
+    }
+
+    #[test]
+    fn a_read_leaves_out_what_is_not_stored_yet() {
+        let mut state = loaded(|tx| {
+            tx.put(ROOT, "schemaVersion", 1_u64).unwrap();
+            tx.put_object(ROOT, "lab", ObjType::Map).unwrap();
+        });
+        let stored = state.doc().get_heads();
+        let read = Automerge::load(&state.stored_save().unwrap()).unwrap();
+        assert_eq!(read.get_heads(), stored);
+        assert!(state.upgrade_board().unwrap());
+        // The upgrade waits for storage: a reader sees the board as stored.
+        let read = Automerge::load(&state.stored_save().unwrap()).unwrap();
+        assert_eq!(read.get_heads(), stored);
+        let (_, heads) = state.unsaved().unwrap();
+        state.mark_saved(heads.clone());
+        let read = Automerge::load(&state.stored_save().unwrap()).unwrap();
+        assert_eq!(read.get_heads(), heads);
+        assert_ne!(heads, stored);
     }
 
     /// A document of `notes` changes by three actors, as phones would write it.

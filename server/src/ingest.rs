@@ -20,8 +20,9 @@
 //!    replaces (`pred`) is a value of the same key or element, and an insert replaces nothing;
 //!    marks are refused (the board has no rich text).
 //! 6. **Role.** What the sender's token allows (see [`Writer`]): an observer adds notes and edits
-//!    or deletes only its own, reacts and calls time-outs as itself, ends time-outs, adds child
-//!    aliases; the rest of the board is the facilitator's. Nobody deletes or replaces the board's top-level maps.
+//!    or deletes only its own, reacts and calls time-outs as itself, takes back its own running
+//!    time-out, ends time-outs, adds child aliases, picks notes and writes next steps as itself
+//!    (and changes only its own); the rest of the board is the facilitator's. Nobody deletes or replaces the board's top-level maps.
 //!
 //! Checks 2–5 cost what the change costs plus a few lookups, whatever the board's size. A change
 //! that fails refuses the whole message: nothing of it reaches the board, and the sender is told
@@ -64,6 +65,9 @@ const MAX_ANCESTRY_WALK: usize = 4096;
 fn is_structure(key: &str) -> bool {
     key == "lab" || key == "schemaVersion" || board::COLLECTIONS.contains(&key)
 }
+
+/// Collections whose new entries belong to whoever adds them.
+const OWNED_ENTRIES: [&str; 4] = ["notes", "timeouts", "children", "nextSteps"];
 
 /// Fields of a note only the facilitator sets.
 const FACILITATOR_NOTE_FIELDS: [&str; 4] = ["pinned", "highlighted", "hidden", "clusterId"];
@@ -608,6 +612,9 @@ impl Gate<'_> {
             Some(Step::Key(root)) if path.len() >= 2 && root == "timeouts" => {
                 self.field(&entry, "calledById").as_deref() == Some(me)
             }
+            Some(Step::Key(root)) if path.len() >= 2 && root == "nextSteps" => {
+                self.field(&entry, "authorId").as_deref() == Some(me)
+            }
             _ => false,
         };
         Some(Object {
@@ -616,6 +623,25 @@ impl Gate<'_> {
             mine: mine && !me.is_empty(),
             fresh: false,
             exid: Some(exid_of_object),
+        })
+    }
+
+    /// Whether every value `op` replaces is an entry of a root collection that is the writer's.
+    fn all_own_entries(&mut self, change: &Change, own: u64, op: &automerge::legacy::Op) -> bool {
+        op.pred.iter().all(|pred| {
+            self.object(change, own, &ObjectId::Id(pred.clone()))
+                .is_ok_and(|entry| entry.mine && entry.path.len() == 2)
+        })
+    }
+
+    /// Whether every time-out `op` replaces is still running (has no `endedAt` on the board).
+    fn all_running(&mut self, change: &Change, own: u64, op: &automerge::legacy::Op) -> bool {
+        op.pred.iter().all(|pred| {
+            self.object(change, own, &ObjectId::Id(pred.clone()))
+                .is_ok_and(|entry| match &entry.exid {
+                    Some(exid) => self.doc.get(exid, "endedAt").ok().flatten().is_none(),
+                    None => true,
+                })
         })
     }
 
@@ -690,12 +716,12 @@ impl Gate<'_> {
         if let OpType::Make(typ) = op.action {
             let mut path = object.path.clone();
             path.push(key);
-            // A new entry of `notes`, `timeouts` or `children` is the writer's; so is anything
+            // A new entry of `notes`, `timeouts`, `children` or `nextSteps` is the writer's; so is anything
             // made inside something of the writer's.
             let mine = !self.writer.author_id.is_empty()
                 && (object.mine
                     || matches!(object.path.as_slice(),
-                        [Step::Key(root)] if ["notes", "timeouts", "children"].contains(&root.as_str())));
+                        [Step::Key(root)] if OWNED_ENTRIES.contains(&root.as_str())));
             self.objects.insert(
                 OpId::new(own, change.actor_id()),
                 Object {
@@ -855,21 +881,17 @@ impl Gate<'_> {
 
         let me = self.writer.author_id.as_str();
         match path.as_slice() {
-            // A new note: any id not taken yet. Deleting or replacing one: only one's own.
-            ["notes"] => {
+            // A new note or next step: any id not taken yet. Deleting or replacing one: only
+            // one's own.
+            [root @ ("notes" | "nextSteps")] => {
                 if !replaces {
                     return match op.action {
                         OpType::Make(_) | OpType::Put(_) => Ok(()),
-                        _ => forbidden("notes are added as new entries"),
+                        _ => forbidden(&format!("`{root}` entries are added as new ones")),
                     };
                 }
-                for pred in op.pred.iter() {
-                    let own_note = self
-                        .object(change, own, &ObjectId::Id(pred.clone()))
-                        .is_ok_and(|note| note.mine && note.path.len() == 2);
-                    if !own_note {
-                        return forbidden("notes of others are the facilitator's");
-                    }
+                if !self.all_own_entries(change, own, op) {
+                    return forbidden(&format!("`{root}` entries of others are the facilitator's"));
                 }
                 Ok(())
             }
@@ -895,6 +917,41 @@ impl Gate<'_> {
             }
             ["notes", _, ..] if object.mine => Ok(()),
             ["notes", ..] => forbidden("notes of others are the facilitator's"),
+            // Next steps: each coach's own, as themselves.
+            ["nextSteps", _] => match key_str {
+                _ if !object.mine => forbidden("next steps of others are their own"),
+                "authorId" => match &op.action {
+                    OpType::Put(ScalarValue::Str(value)) if value.as_str() == me => Ok(()),
+                    _ => forbidden("a next step's `authorId` is its author's, as the token says"),
+                },
+                _ => Ok(()),
+            },
+            ["nextSteps", _, ..] if object.mine => Ok(()),
+            ["nextSteps", ..] => forbidden("next steps of others are their own"),
+            // Picks: one's own, a scalar per note, keyed `<authorId>:<noteId>`.
+            ["picks"] => {
+                if !key_str.starts_with(&format!("{me}:")) {
+                    return forbidden("a pick is only one's own");
+                }
+                match &op.action {
+                    OpType::Put(
+                        ScalarValue::Int(_)
+                        | ScalarValue::Uint(_)
+                        | ScalarValue::F64(_)
+                        | ScalarValue::Timestamp(_),
+                    )
+                    | OpType::Delete => Ok(()),
+                    _ => forbidden("a pick is the time it was made"),
+                }
+            }
+            // A time-out its caller takes back while it runs.
+            ["timeouts"] if replaces && matches!(op.action, OpType::Delete) => {
+                if self.all_own_entries(change, own, op) && self.all_running(change, own, op) {
+                    Ok(())
+                } else {
+                    forbidden("only whoever called a time-out may take it back")
+                }
+            }
             // Child aliases and time-outs: added by anyone, as themselves.
             ["children" | "timeouts"] => match op.action {
                 OpType::Make(ObjType::Map) if !replaces => Ok(()),

@@ -4,6 +4,7 @@
 //! A token is granted by joining with a code (observer) or by presenting the facilitator key
 //! (facilitator). It names one lab and one role, expires, and is stored only as a hash.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,8 @@ pub struct Lab {
     pub join_code: Option<String>,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// When the lab was ended (milliseconds since the epoch); `None` while it runs.
+    pub ended_at: Option<i64>,
 }
 
 /// What a valid token allows.
@@ -207,12 +210,15 @@ impl LabStore {
         .await
     }
 
-    /// The lab whose current join code this is (already normalized).
+    /// The running lab whose current join code this is (already normalized): an ended lab's
+    /// code joins nothing.
     pub async fn by_join_code(&self, code: &str) -> Result<Option<Lab>, LabError> {
         let code = code.to_owned();
         self.with(move |conn| {
             Ok(conn
-                .prepare_cached(&format!("{LAB_COLUMNS} FROM labs WHERE join_code = ?1"))?
+                .prepare_cached(&format!(
+                    "{LAB_COLUMNS} FROM labs WHERE join_code = ?1 AND ended_at IS NULL"
+                ))?
                 .query_row(params![code], lab_from_row)
                 .optional()?
                 .flatten())
@@ -321,6 +327,33 @@ impl LabStore {
         .await
     }
 
+    /// The role each author id of the lab was granted, from the tokens still stored (expired
+    /// ones are swept when new ones are issued, so an author may be missing): facilitator if any
+    /// facilitator token granted it.
+    pub async fn author_roles(&self, lab_id: &str) -> Result<HashMap<String, Role>, LabError> {
+        let lab_id = lab_id.to_owned();
+        self.with(move |conn| {
+            let mut roles = HashMap::new();
+            let mut statement =
+                conn.prepare_cached("SELECT author_id, role FROM tokens WHERE lab_id = ?1")?;
+            let rows = statement.query_map(params![lab_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (author_id, role) = row?;
+                let Some(role) = Role::parse(&role) else {
+                    continue;
+                };
+                let known = roles.entry(author_id).or_insert(role);
+                if role == Role::Facilitator {
+                    *known = Role::Facilitator;
+                }
+            }
+            Ok(roles)
+        })
+        .await
+    }
+
     /// Gives the lab a new join code; the old one stops working at once.
     pub async fn rotate_join_code(&self, lab_id: &str) -> Result<Option<String>, LabError> {
         let lab_id = lab_id.to_owned();
@@ -338,6 +371,41 @@ impl LabStore {
                 }
             }
             Err(LabError::NoFreeJoinCode)
+        })
+        .await
+    }
+
+    /// Ends the lab now, unless it has ended already. Returns when it ended, or `None` if there
+    /// is no such lab.
+    pub async fn end(&self, lab_id: &str) -> Result<Option<i64>, LabError> {
+        let lab_id = lab_id.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            tx.prepare_cached(
+                "UPDATE labs SET ended_at = ?2 WHERE lab_id = ?1 AND ended_at IS NULL",
+            )?
+            .execute(params![lab_id, now_ms()])?;
+            let ended_at = tx
+                .prepare_cached("SELECT ended_at FROM labs WHERE lab_id = ?1")?
+                .query_row(params![lab_id], |row| row.get::<_, Option<i64>>(0))
+                .optional()?
+                .flatten();
+            tx.commit()?;
+            Ok(ended_at)
+        })
+        .await
+    }
+
+    /// Labs that ended before `cutoff` (milliseconds since the epoch).
+    pub async fn ended_before(&self, cutoff: i64) -> Result<Vec<Lab>, LabError> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{LAB_COLUMNS} FROM labs WHERE ended_at IS NOT NULL AND ended_at < ?1"
+            ))?;
+            let labs = stmt
+                .query_map(params![cutoff], lab_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(labs.into_iter().flatten().collect())
         })
         .await
     }
@@ -372,7 +440,7 @@ impl LabStore {
 }
 
 const LAB_COLUMNS: &str =
-    "SELECT lab_id, doc_id, title, school, grade, date, join_code, created_at";
+    "SELECT lab_id, doc_id, title, school, grade, date, join_code, created_at, ended_at";
 
 /// A lab row; `None` if its document id is unreadable (never written by this server).
 fn lab_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Lab>> {
@@ -390,6 +458,7 @@ fn lab_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Lab>> {
         date: row.get(5)?,
         join_code: row.get(6)?,
         created_at: row.get(7)?,
+        ended_at: row.get(8)?,
     }))
 }
 

@@ -35,6 +35,7 @@ pub mod api;
 pub mod config;
 pub mod connection;
 pub mod document;
+pub mod export;
 pub mod ingest;
 pub mod labs;
 pub mod listener;
@@ -151,6 +152,11 @@ pub async fn run(
             idle_unload_after: config.idle_unload,
         },
     );
+    for lab in labs.list().await? {
+        if lab.ended_at.is_some() {
+            registry.end(lab.doc_id).await;
+        }
+    }
     let app = Arc::new(AppState {
         registry,
         store: Arc::clone(&store),
@@ -191,6 +197,14 @@ pub async fn run(
         max_connections_per_address = limits.max_connections_per_address,
         "server ready"
     );
+
+    if let Some(retention) = config.retention {
+        tracker.spawn(retention_sweep(
+            Arc::clone(&app),
+            retention,
+            shutdown.child_token(),
+        ));
+    }
 
     listener::serve(
         listener,
@@ -237,6 +251,35 @@ fn http_limits(config: &Config) -> listener::HttpLimits {
         header_read_timeout: config.header_read_timeout,
         max_connections,
         max_connections_per_address: config.max_connections_per_address,
+    }
+}
+
+/// Longest pause between two retention sweeps; a shorter retention sweeps as often as it lasts.
+const RETENTION_SWEEP_EVERY_MAX: Duration = Duration::from_secs(60);
+
+/// Deletes, now and then until shutdown, every lab ended longer than `retention` ago, exactly
+/// as `DELETE /api/labs/{labId}` does.
+async fn retention_sweep(app: Arc<AppState>, retention: Duration, stop: CancellationToken) {
+    let every = retention.min(RETENTION_SWEEP_EVERY_MAX);
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        let cutoff = labs::now_ms().saturating_sub(retention_ms);
+        match app.labs.ended_before(cutoff).await {
+            Ok(expired) => {
+                for lab in expired {
+                    if let Err(err) = api::remove_lab(&app, &lab).await {
+                        tracing::error!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, error = %err, "deleting a lab past its retention failed; retried at the next sweep");
+                    } else {
+                        tracing::info!(lab_id = %lab.lab_id, ?retention, "lab deleted after its retention");
+                    }
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "listing labs past their retention failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::document::{ActorSettings, DocActor, DocCommand, DocHandle, INBOX_CAPACITY};
+use crate::document::{ActorSettings, DocActor, DocCommand, DocError, DocHandle, INBOX_CAPACITY};
 use crate::storage::{Storage, StorageError};
 
 pub struct Registry {
@@ -49,6 +49,8 @@ struct Docs {
     open: HashMap<DocumentId, DocHandle>,
     /// Deleted documents: never loaded again by this process (ids are random, never reused).
     deleted: HashSet<DocumentId>,
+    /// Boards of labs that have ended: read-only whenever they are loaded.
+    ended: HashSet<DocumentId>,
     next_generation: u64,
 }
 
@@ -101,6 +103,21 @@ impl Registry {
         Some(handle)
     }
 
+    /// The document as stored, saved: loaded by its actor the way phones are served it (an open
+    /// actor answers from memory, with every change its phones have seen acknowledged). `None`
+    /// for a deleted document.
+    pub async fn read(self: &Arc<Self>, id: DocumentId) -> Result<Option<Vec<u8>>, DocError> {
+        let Some(handle) = self.get(id) else {
+            return Ok(None);
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        handle
+            .send(DocCommand::Read { reply })
+            .await
+            .map_err(|_| DocError::Stopped)?;
+        answer.await.map_err(|_| DocError::Stopped)?.map(Some)
+    }
+
     /// Deletes a document for good: its actor stops (closing the connections attached to it),
     /// nothing can load it again, and storage forgets it.
     pub async fn delete(&self, id: DocumentId) -> Result<(), StorageError> {
@@ -117,6 +134,28 @@ impl Registry {
             }
         }
         self.store.delete(id).await
+    }
+
+    /// Makes the board of an ended lab read-only: an open actor applies nothing more once this
+    /// returns, and any later load starts read-only.
+    pub async fn end(&self, id: DocumentId) {
+        let handle = {
+            let mut docs = self.lock();
+            docs.ended.insert(id);
+            docs.open.get(&id).cloned()
+        };
+        if let Some(handle) = handle {
+            let (done, ended) = tokio::sync::oneshot::channel();
+            if handle.send(DocCommand::End { done }).await.is_ok() {
+                // An actor that stops first applies nothing more either; its successor loads
+                // read-only.
+                let _ended = ended.await;
+            }
+        }
+    }
+
+    pub fn is_ended(&self, id: DocumentId) -> bool {
+        self.lock().ended.contains(&id)
     }
 
     /// Number of documents loaded in memory.

@@ -456,6 +456,120 @@ fn reactions_and_time_outs_are_as_oneself() {
     lab.send(&observer("a-cat"), vec![end]).unwrap();
 }
 
+/// A root collection of the phone's copy.
+fn root_map(tx: &automerge::transaction::Transaction<'_>, key: &str) -> automerge::ObjId {
+    tx.get(ROOT, key).unwrap().unwrap().1
+}
+
+#[test]
+fn picks_are_ones_own() {
+    let mut lab = Lab::new();
+    let pick = |lab: &Lab, key: &str, value: ScalarValue| {
+        let key = key.to_owned();
+        lab.forked_change(move |tx| {
+            let picks = root_map(tx, "picks");
+            tx.put(&picks, key.as_str(), value).unwrap();
+        })
+    };
+    forbidden(lab.send(
+        &observer("a-ben"),
+        vec![pick(&lab, "a-ana:n-ana", ScalarValue::Int(1))],
+    ));
+    forbidden(lab.send(
+        &observer("a-ben"),
+        vec![pick(&lab, "a-ben", ScalarValue::Int(1))],
+    ));
+    forbidden(lab.send(
+        &observer("a-ben"),
+        vec![pick(&lab, "a-ben:n-ana", ScalarValue::Str("x".into()))],
+    ));
+    let own = pick(&lab, "a-ben:n-ana", ScalarValue::Int(1));
+    lab.send(&observer("a-ben"), vec![own.clone()]).unwrap();
+    lab.phone.apply_changes([own]).unwrap();
+    let take_back = lab.forked_change(|tx| {
+        let picks = root_map(tx, "picks");
+        tx.delete(&picks, "a-ben:n-ana").unwrap();
+    });
+    forbidden(lab.send(&observer("a-ana"), vec![take_back.clone()]));
+    lab.send(&observer("a-ben"), vec![take_back]).unwrap();
+    // An object under `picks` would make a second map a phone's key could hide behind.
+    let object = lab.forked_change(|tx| {
+        let picks = root_map(tx, "picks");
+        tx.put_object(&picks, "a-ben:n-x", ObjType::Map).unwrap();
+    });
+    forbidden(lab.send(&observer("a-ben"), vec![object]));
+}
+
+#[test]
+fn next_steps_are_each_coachs_own() {
+    let mut lab = Lab::new();
+    let write = |lab: &Lab, id: &str, author: &str| {
+        let (id, author) = (id.to_owned(), author.to_owned());
+        lab.forked_change(move |tx| {
+            let steps = root_map(tx, "nextSteps");
+            let step = tx.put_object(&steps, id.as_str(), ObjType::Map).unwrap();
+            tx.put(&step, "text", "Try wait time").unwrap();
+            tx.put(&step, "authorId", author.as_str()).unwrap();
+            tx.put(&step, "createdAt", ScalarValue::Int(1)).unwrap();
+        })
+    };
+    forbidden(lab.send(&observer("a-ben"), vec![write(&lab, "s-fake", "a-ana")]));
+    let ana = write(&lab, "s-ana", "a-ana");
+    lab.send(&observer("a-ana"), vec![ana.clone()]).unwrap();
+    lab.phone.apply_changes([ana]).unwrap();
+    let edit = lab.forked_change(|tx| {
+        let steps = root_map(tx, "nextSteps");
+        let step = tx.get(&steps, "s-ana").unwrap().unwrap().1;
+        tx.put(&step, "text", "rewritten").unwrap();
+    });
+    let delete = lab.forked_change(|tx| {
+        let steps = root_map(tx, "nextSteps");
+        tx.delete(&steps, "s-ana").unwrap();
+    });
+    forbidden(lab.send(&observer("a-ben"), vec![edit.clone()]));
+    forbidden(lab.send(&observer("a-ben"), vec![delete.clone()]));
+    lab.send(&observer("a-ana"), vec![edit]).unwrap();
+    lab.send(&observer("a-ana"), vec![delete]).unwrap();
+}
+
+#[test]
+fn a_time_out_is_taken_back_only_by_its_caller_while_it_runs() {
+    let mut lab = Lab::new();
+    let call = |lab: &Lab, id: &str| {
+        let id = id.to_owned();
+        lab.forked_change(move |tx| {
+            let timeouts = root_map(tx, "timeouts");
+            let t = tx.put_object(&timeouts, id.as_str(), ObjType::Map).unwrap();
+            tx.put(&t, "calledById", "a-ben").unwrap();
+            tx.put(&t, "startedAt", ScalarValue::Int(1)).unwrap();
+        })
+    };
+    let take_back = |lab: &Lab, id: &str| {
+        let id = id.to_owned();
+        lab.forked_change(move |tx| {
+            let timeouts = root_map(tx, "timeouts");
+            tx.delete(&timeouts, id.as_str()).unwrap();
+        })
+    };
+    for id in ["t1", "t2"] {
+        let called = call(&lab, id);
+        lab.send(&observer("a-ben"), vec![called.clone()]).unwrap();
+        lab.phone.apply_changes([called]).unwrap();
+    }
+    forbidden(lab.send(&observer("a-ana"), vec![take_back(&lab, "t1")]));
+    lab.send(&observer("a-ben"), vec![take_back(&lab, "t1")])
+        .unwrap();
+    // Once ended, it is part of the lab's record.
+    let end = lab.forked_change(|tx| {
+        let timeouts = root_map(tx, "timeouts");
+        let t = tx.get(&timeouts, "t2").unwrap().unwrap().1;
+        tx.put(&t, "endedAt", ScalarValue::Int(2)).unwrap();
+    });
+    lab.send(&observer("a-ana"), vec![end.clone()]).unwrap();
+    lab.phone.apply_changes([end]).unwrap();
+    forbidden(lab.send(&observer("a-ben"), vec![take_back(&lab, "t2")]));
+}
+
 #[test]
 fn a_whole_document_from_a_phone_is_checked_change_by_change() {
     let mut lab = Lab::new();

@@ -16,6 +16,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { TEST_TIMEOUT, boardNote, checkBrowserLog, feedNote, poll, postNote, sel, waitAttr, waitCount } from "./harness.mjs";
 import { boardHasPhases, joinPhones, projectLab, screenshotDir, text, waitVisible } from "./scenario.mjs";
+import { menuOf, moveNoteTo, noteAction, openNoteMenu } from "./board-helpers.mjs";
 
 /** The note ids of a board column, top to bottom. */
 const columnIds = (board, category) =>
@@ -84,12 +85,12 @@ test("agreements, pin, highlight, hide and focus in the debrief", { timeout: TES
   await waitCount(items, 2, "agreements after the removal");
 
   // Pin the older note of "student thinking": it leads its column.
-  await boardNote(board, "student-thinking", first).locator(sel("note-pin")).click();
+  await noteAction(boardNote(board, "student-thinking", first), "note-pin");
   await poll("the pinned note first", () => columnIds(board, "student-thinking"), (ids) => ids[0] === firstId && ids[1] === thirdId);
   assert.equal(await boardNote(board, "student-thinking", first).getAttribute("data-pinned"), "true");
 
   // Highlight one.
-  await boardNote(board, "strategies", second).locator(sel("note-highlight")).click();
+  await noteAction(boardNote(board, "strategies", second), "note-highlight");
   await poll("the highlight", () => boardNote(board, "strategies", second).getAttribute("data-highlighted"), (v) => v === "true");
   // Its mark is a thick amber ring (the background is animated on a new note, so not that).
   const ring = (body, category) => boardNote(board, category, body).evaluate((el) => getComputedStyle(el).boxShadow);
@@ -97,7 +98,7 @@ test("agreements, pin, highlight, hide and focus in the debrief", { timeout: TES
   assert.doesNotMatch(await ring(third, "student-thinking"), /rgb\(245, 158, 11\)/, "a plain note has none");
 
   // Hide one: gone from the board and from the phones' feeds, still in the document.
-  await boardNote(board, "student-thinking", third).locator(sel("note-hide")).click();
+  await noteAction(boardNote(board, "student-thinking", third), "note-hide");
   await waitCount(boardNote(board, "student-thinking", third), 0, "the hidden note on the board");
   for (const page of [Ana, Ben]) await waitCount(feedNote(page, third), 0, "the hidden note in a feed");
   assert.equal(await feedNote(Ana, first).count(), 1, "other notes stay in the feed");
@@ -106,8 +107,10 @@ test("agreements, pin, highlight, hide and focus in the debrief", { timeout: TES
   await waitCount(boardNote(board, "student-thinking", third), 1, "the hidden note with show hidden");
   assert.equal(await boardNote(board, "student-thinking", third).getAttribute("data-hidden"), "true");
   assert.equal(await showHidden.getAttribute("aria-pressed"), "true");
-  await boardNote(board, "student-thinking", first).hover(); // the facilitator's tools show on hover
+  await openNoteMenu(boardNote(board, "student-thinking", first)); // the facilitator's tools, behind "⋯"
   await board.screenshot({ path: path.join(shots, "debrief-board.png") });
+  await board.keyboard.press("Escape");
+  await waitVisible(await menuOf(boardNote(board, "student-thinking", first)), false, "the note's menu after Escape");
   await showHidden.click();
   await waitCount(boardNote(board, "student-thinking", third), 0, "the hidden note after show hidden is off");
 
@@ -118,7 +121,7 @@ test("agreements, pin, highlight, hide and focus in the debrief", { timeout: TES
 
   // Focus on one note: full screen, large type; Escape closes, and so does the button.
   const overlay = board.locator(sel("focus-overlay"));
-  await boardNote(board, "strategies", second).locator(sel("note-focus")).click();
+  await noteAction(boardNote(board, "strategies", second), "note-focus");
   await waitVisible(overlay, true, "the focused note");
   assert.equal(await text(board.locator(sel("focus-text"))), second);
   const size = await board.locator(sel("focus-text")).evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
@@ -126,7 +129,7 @@ test("agreements, pin, highlight, hide and focus in the debrief", { timeout: TES
   await board.screenshot({ path: path.join(shots, "debrief-focus.png") });
   await board.keyboard.press("Escape");
   await waitVisible(overlay, false, "the focused note after Escape");
-  await boardNote(board, "strategies", second).locator(sel("note-focus")).click();
+  await noteAction(boardNote(board, "strategies", second), "note-focus");
   await waitVisible(overlay, true, "the focused note again");
   await board.locator(sel("focus-close")).click();
   await waitVisible(overlay, false, "the focused note after its button");
@@ -151,12 +154,12 @@ test("agreements, pin, highlight, hide and focus in the debrief", { timeout: TES
   assert.equal(await makingTen.getAttribute("data-count"), "1");
   await waitCount(pool.locator(sel("cluster-note")), 1, "loose notes after the drag");
   // The menu does the same without a mouse.
-  await pool.locator(`${sel("cluster-note")}[data-note-id="${firstId}"]`).locator(sel("note-move")).selectOption({ label: "Counting on" });
+  await moveNoteTo(pool.locator(`${sel("cluster-note")}[data-note-id="${firstId}"]`), "Counting on");
   await waitCount(countingOn.locator(`${sel("cluster-note")}[data-note-id="${firstId}"]`), 1, "the moved note in its cluster");
   await waitCount(pool.locator(sel("cluster-note")), 0, "loose notes after the move");
   await board.screenshot({ path: path.join(shots, "debrief-clusters.png") });
   // Taking a note out puts it back with the loose ones.
-  await countingOn.locator(sel("cluster-note-remove")).click();
+  await noteAction(countingOn.locator(`${sel("cluster-note")}[data-note-id="${firstId}"]`), "note-uncluster");
   await waitCount(pool.locator(`${sel("cluster-note")}[data-note-id="${firstId}"]`), 1, "the note taken out");
   assert.equal(await countingOn.getAttribute("data-count"), "0");
   // The columns show each note's cluster.

@@ -3,8 +3,10 @@
 // Everything a test starts is stopped, and every temp dir removed, when the test ends (also when
 // it fails, and as a last resort when the Node process exits).
 
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -494,4 +496,40 @@ export async function waitAttr(page, testid, attr, value) {
     () => page.locator(sel(testid)).first().getAttribute(attr, { timeout: WAIT }),
     (v) => v === value,
   );
+}
+
+/** Sizes every page is checked at: a phone (touch), a tablet (touch) and a projector. */
+export const TABLET = { viewport: { width: 1180, height: 820 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 };
+export const SIZES = { phone: PHONE, tablet: TABLET, projector: PROJECTOR };
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Runs axe-core (WCAG 2.1 A and AA rules) on what `page` shows now and fails `t` with every
+ * serious or critical violation, naming the rule, the element and axe's summary. Runs in the page
+ * through the DevTools protocol, so the page's Content-Security-Policy is untouched. Returns all
+ * violations, the minor and moderate ones too, for a test that wants to look at them.
+ */
+export async function audit(page, label) {
+  await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const result = await axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+      resultTypes: ["violations"],
+    });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary?.split("\n").slice(1).join(" ")}`),
+    }));
+  });
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(
+    bad.map((v) => `${v.id} (${v.impact}) ${v.help}\n    ${v.nodes.slice(0, 5).join("\n    ")}`),
+    [],
+    `axe on ${label}: serious or critical violations`,
+  );
+  return violations;
 }

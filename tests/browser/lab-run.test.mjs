@@ -1,11 +1,11 @@
 // Scenario: the lab routine. The facilitator advances the phases on the projector board (plan,
-// then lesson 1); a phone calls a teacher time-out and the other phone and the board show its
+// then lesson 1); a phone calls a teacher time-out (two taps) and the other phone and the board show its
 // banner and running timer; notes posted during it carry its marker on the board; the caller
 // ends it; the facilitator records one from the board and ends it; two phones say "I saw that
-// too" about the same note at the same moment and both see 2; the board's timeline shows the
-// lesson minute by minute with the time-outs marked; an author edits and deletes their own note,
-// which nobody else can; the phase survives a reload; debrief 1 has no time-out button, and the
-// facilitator can pick lesson 2 directly in the phase bar.
+// too" about a third phone's note at the same moment and both see 2 (its author cannot react);
+// the board's timeline shows the lesson minute by minute with the time-outs marked; an author
+// edits and deletes their own note, which nobody else can; the phase survives a reload; debrief 1
+// has no time-out button, and the facilitator can pick lesson 2 directly in the phase bar.
 //
 // Needs a server that creates boards with schema v2 (phases, timeouts): on a server that still
 // creates v1 boards the test is skipped, since the client never creates those maps itself.
@@ -16,8 +16,9 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { test } from "node:test";
-import { TEST_TIMEOUT, boardNote, checkBrowserLog, feedNote, poll, postNote, sel, waitAttr, waitCount } from "./harness.mjs";
+import { TEST_TIMEOUT, audit, boardNote, checkBrowserLog, feedNote, poll, postNote, sel, waitAttr, waitCount } from "./harness.mjs";
 import { boardHasPhases, joinPhones, projectLab, screenshotDir, text, waitVisible } from "./scenario.mjs";
+import { callTimeout } from "./phone.mjs";
 
 test("phases, a teacher time-out and reactions, on the phones and the board", { timeout: TEST_TIMEOUT }, async (t) => {
   const { browser, origin, board, lab } = await projectLab(
@@ -36,8 +37,8 @@ test("phases, a teacher time-out and reactions, on the phones and the board", { 
   assert.deepEqual(phaseIds, ["plan", "lesson-1", "debrief-1", "lesson-2", "final-debrief"]);
   assert.equal(await board.locator(`${sel("phase-item")}[aria-current]`).count(), 0, "no current phase before the start");
 
-  const phones = await joinPhones(browser, origin, lab.joinCode, ["Ana", "Ben"]);
-  const { Ana, Ben } = phones;
+  const phones = await joinPhones(browser, origin, lab.joinCode, ["Ana", "Ben", "Cy"]);
+  const { Ana, Ben, Cy } = phones;
   assert.equal(await Ana.locator(sel("timeout-call")).isVisible(), false, "no time-out button before a lesson");
 
   // The facilitator starts the plan, then lesson 1.
@@ -65,8 +66,9 @@ test("phases, a teacher time-out and reactions, on the phones and the board", { 
   await Ana.evaluate(() => window.scrollTo(0, 0));
   await Ana.screenshot({ path: path.join(shots, "lab-phone-lesson.png") });
 
-  // Ana calls a time-out; Ben's phone and the board show who called it, with a running timer.
-  await Ana.locator(sel("timeout-call")).tap();
+  // Ana calls a time-out (two taps); Ben's phone and the board show who called it, with a
+  // running timer.
+  await callTimeout(Ana);
   for (const page of [Ana, Ben, board]) {
     await waitVisible(page.locator(sel("timeout-banner")), true, "the time-out banner");
     await poll("the timer", () => text(page.locator(sel("timeout-timer"))), (v) => /^\d\d:\d\d$/.test(v));
@@ -110,15 +112,22 @@ test("phases, a teacher time-out and reactions, on the phones and the board", { 
   await waitCount(boardNote(board, "strategies", after), 1, "the note after the time-out on the board");
   assert.equal(await boardNote(board, "strategies", after).locator(sel("board-note-timeout")).isVisible(), false, "no marker after it ended");
 
-  // Ana and Ben both say "I saw that too" about Ben's note, at the same moment.
-  const react = (page) => feedNote(page, during[0]).locator(sel("note-react"));
-  const count = (page) => feedNote(page, during[0]).locator(sel("note-react-count"));
+  // Ana and Ben both say "I saw that too" about Cy's note, at the same moment; Cy cannot react
+  // to her own note.
+  const seen = "C. made 13 with a full ten-frame and 3 more";
+  await postNote(Cy, "strategies", seen);
+  assert.equal(await feedNote(Cy, seen).locator(sel("note-react")).isVisible(), false, "no reaction to one's own note");
+  const react = (page) => feedNote(page, seen).locator(sel("note-react"));
+  const count = (page) => feedNote(page, seen).locator(sel("note-react-count"));
+  await waitCount(feedNote(Ana, seen), 1, "Cy's note on Ana's phone");
+  await waitCount(feedNote(Ben, seen), 1, "Cy's note on Ben's phone");
   await Promise.all([react(Ana).tap(), react(Ben).tap()]);
   for (const page of [Ana, Ben]) {
     await poll("the reaction count 2", () => text(count(page)), (v) => v === "2");
     assert.equal(await react(page).getAttribute("aria-pressed"), "true");
   }
-  const boardReactions = boardNote(board, "strategies", during[0]).locator(sel("board-note-reactions"));
+  await poll("Cy sees that two saw it too", () => text(feedNote(Cy, seen).locator(sel("note-seen"))), (v) => v === "2 saw it too");
+  const boardReactions = boardNote(board, "strategies", seen).locator(sel("board-note-reactions"));
   await poll("the board's reaction count 2", () => boardReactions.getAttribute("data-count"), (v) => v === "2");
   // A second tap takes one's own back.
   await react(Ben).tap();
@@ -147,21 +156,39 @@ test("phases, a teacher time-out and reactions, on the phones and the board", { 
   const del = feedNote(Ben, edited).locator(sel("note-delete"));
   await del.tap();
   await del.tap(); // the second tap confirms
+  // Gone from Ben's feed at once, with an undo toast; nobody else is told until it goes.
+  await waitCount(feedNote(Ben, edited), 0, "the deleted note in Ben's feed");
+  await waitVisible(Ben.locator(sel("undo-toast")), true, "Ben's undo toast");
+  assert.equal(await text(Ben.locator(sel("undo-message"))), "Note deleted");
+  await audit(Ben, "phone with the undo toast");
+  await Ben.screenshot({ path: path.join(shots, "phone-undo.png") });
+  await Ben.locator(sel("undo-button")).tap();
+  await waitCount(feedNote(Ben, edited), 1, "the note back in Ben's feed after Undo");
+  await waitVisible(Ben.locator(sel("undo-toast")), false, "the toast after Undo");
+  // Undone means never deleted: the note, and Ana's view of it, were never touched.
+  assert.equal(await feedNote(Ana, edited).count(), 1, "the note stayed in Ana's feed");
+  assert.equal(await boardNote(board, "student-thinking", edited).count(), 1, "the note stayed on the board");
+  // Deleted again, and this time the toast goes (dismissed): now it is deleted everywhere.
+  await feedNote(Ben, edited).locator(sel("note-delete")).tap();
+  await feedNote(Ben, edited).locator(sel("note-delete")).tap();
+  await waitVisible(Ben.locator(sel("undo-toast")), true, "Ben's undo toast again");
+  await Ben.locator(sel("undo-dismiss")).tap();
   await waitCount(boardNote(board, "student-thinking", edited), 0, "the deleted note on the board");
   await waitCount(feedNote(Ana, edited), 0, "the deleted note in Ana's feed");
+  await waitCount(feedNote(Ben, edited), 0, "the deleted note in Ben's feed after the toast");
 
   // The timeline: lesson 1 minute by minute, the time-out marked; then back to the columns.
   await board.locator(`${sel("view-toggle")}[data-view="timeline"]`).click();
   await waitVisible(board.locator(sel("timeline")), true, "the timeline");
   assert.equal(await board.locator(sel("timeline")).getAttribute("data-phase"), "lesson-1");
-  await waitCount(board.locator(sel("timeline-note")), 3, "lesson 1's notes on the timeline");
+  await waitCount(board.locator(sel("timeline-note")), 4, "lesson 1's notes on the timeline");
   await waitCount(board.locator(sel("timeline-timeout")), 2, "the two time-outs on the timeline");
   assert.ok((await board.locator(sel("timeline-minute")).count()) >= 1, "at least one minute row");
   assert.equal(await board.locator(sel("board-column")).first().isVisible(), false, "columns hidden in the timeline view");
   await board.screenshot({ path: path.join(shots, "lab-timeline.png") });
   await board.locator(`${sel("view-toggle")}[data-view="columns"]`).click();
   await waitVisible(board.locator(sel("board-column")).first(), true, "the columns");
-  await waitCount(board.locator(sel("board-note")), 3, "notes on the board");
+  await waitCount(board.locator(sel("board-note")), 4, "notes on the board");
 
   // The phase survives a reload of the board.
   await board.reload();

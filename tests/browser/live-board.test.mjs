@@ -168,6 +168,8 @@ test("screenshots of a phone and of the board, light and dark", { timeout: TEST_
     );
   assert.equal(await theme(), "light", "the board follows the system's light preference");
   const light = await background();
+  // The picture shows the board at rest: new cards flash for a few seconds as they arrive.
+  await board.locator(".board-note.is-new").first().waitFor({ state: "detached" });
   await board.screenshot({ path: shots.board });
   await board.locator(sel("theme-toggle")).click();
   await board.waitForFunction(() => document.documentElement.dataset.theme === "dark");

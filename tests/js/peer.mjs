@@ -272,6 +272,13 @@ const commands = {
     return { doc: toJson(handle.doc()) };
   },
 
+  // {"cmd":"load","bytes":<base64>} -> {"doc":{...},"heads":[hex..]}: a saved document (as
+  // `Automerge::save` writes it) loaded on its own by the JS Automerge library, not the repo.
+  async load(cmd) {
+    const doc = A.load(new Uint8Array(Buffer.from(cmd.bytes, "base64")));
+    return { doc: toJson(doc), heads: A.getHeads(doc) };
+  },
+
   // {"cmd":"get","url":..} -> {"doc":{...},"heads":[hex..],"urlHeads":[bs58..]}
   async get(cmd) {
     const handle = await handleFor(cmd.url, timeoutOf(cmd));

@@ -313,6 +313,14 @@ impl JsPeer {
         self.call(cmd).await
     }
 
+    /// Loads a saved document (`Automerge::save` bytes) with the JS Automerge library alone;
+    /// reply fields `doc` and `heads`, as for [`Self::get`].
+    pub async fn load_saved(&mut self, bytes: &[u8]) -> anyhow::Result<Value> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self.call(json!({ "cmd": "load", "bytes": bytes })).await
+    }
+
     /// `doc[key] = value` in one change.
     pub async fn set(&mut self, url: &str, key: &str, value: Value) -> anyhow::Result<()> {
         let cmd = json!({ "cmd": "set", "url": url, "key": key, "value": value });

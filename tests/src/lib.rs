@@ -122,16 +122,49 @@ impl TestServer {
         labboard_protocol::client::DocHandle,
     ) {
         let token = self.join(&lab.join_code, name).await;
+        self.attach(&token, name, lab).await
+    }
+
+    /// A Rust client connected with `token` as peer `peer` and attached to the lab's board.
+    pub async fn attach(
+        &self,
+        token: &str,
+        peer: &str,
+        lab: &Lab,
+    ) -> (
+        labboard_protocol::client::Client,
+        labboard_protocol::client::DocHandle,
+    ) {
         let client = within(
             "connect",
-            labboard_protocol::client::Client::connect(&self.sync_url(&token), PeerId::from(name)),
+            labboard_protocol::client::Client::connect(&self.sync_url(token), PeerId::from(peer)),
         )
         .await
-        .expect("client connects");
+        .expect("the token opens a socket");
         let board = within("find the board", client.find(lab.doc_id))
             .await
             .expect("the lab's board is available");
         (client, board)
+    }
+
+    /// The lab's board as stored, read through a second connection to the database.
+    pub async fn stored_board(&self, lab: &Lab) -> automerge::Automerge {
+        use labboard::storage::Storage;
+        let store = labboard::storage::SqliteStorage::open(self.dir.path())
+            .expect("open storage alongside");
+        let stored = store
+            .load(lab.doc_id)
+            .await
+            .expect("load")
+            .expect("the board is stored");
+        store.close().await.expect("close storage");
+        automerge::Automerge::load(&stored.concatenated()).expect("stored board loads")
+    }
+
+    /// `POST /api/join` with `code` and `name`, whatever it answers.
+    pub async fn try_join(&self, code: &str, name: &str) -> HttpResponse {
+        let body = serde_json::json!({ "code": code, "name": name }).to_string();
+        self.http("POST", "/api/join", None, Some(&body)).await
     }
 
     /// Joins a lab by code with a device key; returns the token and the author id it grants.
@@ -474,7 +507,10 @@ pub struct HttpResponse {
     pub status: u16,
     /// Header names in lowercase.
     pub headers: Vec<(String, String)>,
+    /// The body as text (invalid UTF-8 replaced).
     pub body: String,
+    /// The body as sent.
+    pub bytes: Vec<u8>,
 }
 
 impl HttpResponse {
@@ -498,6 +534,16 @@ impl HttpResponse {
             .unwrap_or_else(|| panic!("no error in {}", self.body))
             .to_owned()
     }
+}
+
+/// Asserts a refusal: its status, and that its `error` text says `words`.
+pub fn assert_refused(response: &HttpResponse, status: u16, words: &str) {
+    assert_eq!(response.status, status, "{}", response.body);
+    let error = response.error();
+    assert!(
+        error.contains(words),
+        "error `{error}` does not mention `{words}`"
+    );
 }
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`), enough for testing the
@@ -597,10 +643,15 @@ async fn http_over(
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
+    let start = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |at| at + 4);
     HttpResponse {
         status,
         headers,
         body: body.to_owned(),
+        bytes: raw[start..].to_vec(),
     }
 }
 

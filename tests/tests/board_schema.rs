@@ -1,5 +1,6 @@
 //! Board schema upgrades through the real server: a lab whose stored board is still schema
-//! version 1 opens upgraded to version 2 for the Rust and the official JS client, the upgrade is
+//! version 1 or 2 opens upgraded to the current version (3) for the Rust and the official JS
+//! client, keeping every value it had; the upgrade is
 //! stored as soon as anyone can see it, and phones editing the upgraded board at once (reactions
 //! to one note, new notes, phase changes) end with identical boards.
 
@@ -35,7 +36,7 @@ fn lab_info() -> LabInfo {
 }
 
 /// A board exactly as version 1 of `new_board` wrote it (kept here: the protocol crate now
-/// writes version 2).
+/// writes version 3).
 fn v1_board(info: &LabInfo, actor: ActorId) -> Automerge {
     let mut doc = Automerge::new().with_actor(actor);
     doc.transact::<_, _, AutomergeError>(|tx| {
@@ -132,18 +133,6 @@ async fn rust_phone(server: &TestServer, lab: &Lab, name: &str) -> (Client, DocH
     (client, doc)
 }
 
-/// What the board's stored rows load to, read through a second connection to the database.
-async fn stored_board(server: &TestServer, lab: &Lab) -> Automerge {
-    let store = SqliteStorage::open(server.dir.path()).expect("open storage alongside");
-    let stored = store
-        .load(lab.doc_id)
-        .await
-        .expect("load")
-        .expect("the board is stored");
-    store.close().await.expect("close storage");
-    Automerge::load(&stored.concatenated()).expect("stored board loads")
-}
-
 /// The document as JSON, text as strings: what the JS client shows, to compare replicas.
 fn to_json(doc: &Automerge) -> Json {
     object_json(doc, &ROOT)
@@ -179,7 +168,11 @@ fn object_json(doc: &Automerge, obj: &ObjId) -> Json {
 /// Asserts the upgraded shape of [`v1_board_with_notes`] in a board as JSON, whichever client
 /// read it (numbers compared as numbers: JS prints `1.0` as `1`).
 fn assert_upgraded(board: &Json) {
-    assert_eq!(board["schemaVersion"], 2, "{board}");
+    assert_eq!(
+        board["schemaVersion"],
+        board::BOARD_SCHEMA_VERSION,
+        "{board}"
+    );
     assert_eq!(board["lab"]["title"], "Making ten", "{board}");
     let phases = board["phases"].as_object().expect("phases");
     assert_eq!(phases.len(), DEFAULT_PHASES.len(), "{board}");
@@ -188,7 +181,14 @@ fn assert_upgraded(board: &Json) {
         assert_eq!(phases[id]["order"].as_f64(), Some(order), "{board}");
     }
     assert!(board.get("currentPhase").is_none(), "{board}");
-    for key in ["timeouts", "children", "clusters", "agreements"] {
+    for key in [
+        "timeouts",
+        "children",
+        "clusters",
+        "agreements",
+        "picks",
+        "nextSteps",
+    ] {
         assert_eq!(board[key], json!({}), "{key} in {board}");
     }
     let note = &board["notes"]["v1-note-1"];
@@ -204,6 +204,89 @@ fn assert_upgraded(board: &Json) {
         board["categories"]["strategies"]["order"].as_f64(),
         Some(1.0)
     );
+}
+
+/// A board as version 2 left it after a lesson: [`v1_board_with_notes`] upgraded by version 2
+/// (phases, time-outs, children, clusters and agreements, reactions on every note) and then used:
+/// a phase run, a time-out, a reaction, a cluster and an agreement.
+fn v2_board_in_use() -> Automerge {
+    let mut doc = v1_board_with_notes();
+    doc.transact::<_, _, AutomergeError>(|tx| {
+        tx.put(ROOT, "schemaVersion", 2_u64)?;
+        let phases = tx.put_object(ROOT, "phases", ObjType::Map)?;
+        for (id, label, order) in DEFAULT_PHASES {
+            let phase = tx.put_object(&phases, id, ObjType::Map)?;
+            let text = tx.put_object(&phase, "label", ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, label)?;
+            tx.put(&phase, "order", order)?;
+        }
+        let lesson = tx.get(&phases, "lesson-1")?.expect("lesson 1").1;
+        tx.put(&lesson, "startedAt", 1_763_900_000_000_i64)?;
+        tx.put(ROOT, "currentPhase", "lesson-1")?;
+        let timeouts = tx.put_object(ROOT, "timeouts", ObjType::Map)?;
+        let timeout = tx.put_object(&timeouts, "t-1", ObjType::Map)?;
+        tx.put(&timeout, "phase", "lesson-1")?;
+        tx.put(&timeout, "calledBy", "Ana")?;
+        tx.put(&timeout, "calledById", "device-ana")?;
+        tx.put(&timeout, "startedAt", 1_763_900_060_000_i64)?;
+        tx.put_object(ROOT, "children", ObjType::Map)?;
+        let clusters = tx.put_object(ROOT, "clusters", ObjType::Map)?;
+        let cluster = tx.put_object(&clusters, "c-1", ObjType::Map)?;
+        let text = tx.put_object(&cluster, "label", ObjType::Text)?;
+        tx.splice_text(&text, 0, 0, "Counting on")?;
+        let agreements = tx.put_object(ROOT, "agreements", ObjType::Map)?;
+        let agreement = tx.put_object(&agreements, "ag-1", ObjType::Map)?;
+        let text = tx.put_object(&agreement, "text", ObjType::Text)?;
+        tx.splice_text(&text, 0, 0, "Wait two minutes before offering ten-frames")?;
+        tx.put(&agreement, "phase", "debrief-1")?;
+        let (_, notes) = tx.get(ROOT, "notes")?.expect("notes");
+        for id in ["v1-note-1", "v1-note-2"] {
+            let note = tx.get(&notes, id)?.expect("note").1;
+            let reactions = tx.put_object(&note, "reactions", ObjType::Map)?;
+            if id == "v1-note-1" {
+                tx.put(&reactions, "device-ben", 1_763_900_070_000_i64)?;
+            }
+        }
+        Ok(())
+    })
+    .expect("version 2's upgrade and a lesson");
+    doc
+}
+
+#[tokio::test]
+async fn a_version_2_board_opens_upgraded_with_every_value_kept() {
+    ensure_installed().expect("JS test dependencies");
+    let old = v2_board_in_use();
+    let mut expected = to_json(&old);
+    expected["schemaVersion"] = json!(board::BOARD_SCHEMA_VERSION);
+    expected["picks"] = json!({});
+    expected["nextSteps"] = json!({});
+    let (server, lab) = server_with_old_board(&old).await;
+
+    let (_client, doc) = rust_phone(&server, &lab, "rust-ana").await;
+    assert_eq!(doc.with_doc(to_json), expected, "the Rust client's board");
+    assert_eq!(
+        doc.with_doc(|d| d.get_changes(&[]).len()),
+        old.get_changes(&[]).len() + 1,
+        "one upgrade change"
+    );
+    let heads = doc.heads();
+
+    let facilitator = server.facilitate(&lab).await;
+    let mut js = JsPeer::spawn(&server.sync_url(&facilitator), "js-facilitator")
+        .await
+        .expect("node peer starts");
+    js.wait_connected().await.expect("node peer joins");
+    let found = js.get(&lab.doc_url).await.expect("JS finds the board");
+    assert_eq!(js_heads(&found), hex(&heads), "JS has the upgraded board");
+    let seen = &found["doc"];
+    assert_eq!(seen["schemaVersion"], 3, "{seen}");
+    assert_eq!(seen["picks"], json!({}), "{seen}");
+    assert_eq!(seen["nextSteps"], json!({}), "{seen}");
+    assert_eq!(seen["timeouts"], expected["timeouts"], "{seen}");
+    assert_eq!(seen["notes"], expected["notes"], "{seen}");
+    assert_eq!(seen["agreements"], expected["agreements"], "{seen}");
+    js.exit().await.unwrap();
 }
 
 #[tokio::test]
@@ -228,7 +311,7 @@ async fn an_old_schema_board_opens_upgraded_for_rust_and_js_clients() {
 
     // Whatever a client saw is already stored.
     let heads = doc.heads();
-    let mut stored = stored_board(&server, &lab).await;
+    let mut stored = server.stored_board(&lab).await;
     assert_eq!(stored.get_heads(), heads, "the upgrade is stored");
     assert!(
         !board::upgrade(&mut stored).unwrap(),
@@ -389,7 +472,7 @@ async fn phones_editing_an_upgraded_board_at_once_converge() {
     assert!(phases.contains_key(current), "{board}");
 
     // The server stored the same board every phone has.
-    assert_eq!(stored_board(&server, &lab).await.get_heads(), heads);
+    assert_eq!(server.stored_board(&lab).await.get_heads(), heads);
 }
 
 #[tokio::test]

@@ -8,12 +8,12 @@ use std::time::Duration;
 use automerge::sync::SyncDoc;
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ROOT};
-use labboard_protocol::client::{Client, ClientError, DocHandle};
+use labboard_protocol::client::{Client, ClientError};
 use labboard_protocol::{Message, PeerId};
 use labboard_tests::js::{ensure_installed, JsPeer};
 use labboard_tests::{
-    add_note, http_raw, lab_from_created, note, read_string, within, HttpResponse, Lab, RawPeer,
-    TestServer, TEST_ORGANIZER_TOKEN,
+    add_note, assert_refused, http_raw, lab_from_created, note, read_string, within, HttpResponse,
+    Lab, RawPeer, TestServer, TEST_ORGANIZER_TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -43,12 +43,6 @@ async fn create(server: &TestServer, body: &Value) -> (Lab, Value) {
     (lab, json)
 }
 
-/// `POST /api/join`, answered as is.
-async fn try_join(server: &TestServer, code: &str, name: &str) -> HttpResponse {
-    let body = json!({ "code": code, "name": name }).to_string();
-    server.http("POST", "/api/join", None, Some(&body)).await
-}
-
 /// `POST /api/labs/{id}/facilitate`, answered as is.
 async fn try_facilitate(server: &TestServer, lab_id: &str, key: &str, name: &str) -> HttpResponse {
     let body = json!({ "key": key, "name": name }).to_string();
@@ -71,16 +65,6 @@ async fn delete(server: &TestServer, lab_id: &str, auth: Option<&str>) -> HttpRe
 async fn sync_status(server: &TestServer, token: &str) -> u16 {
     let path = format!("/sync?token={token}");
     server.http("GET", &path, None, None).await.status
-}
-
-/// Asserts a refusal: its status, and that its `error` text says `words`.
-fn assert_refused(response: &HttpResponse, status: u16, words: &str) {
-    assert_eq!(response.status, status, "{}", response.body);
-    let error = response.error();
-    assert!(
-        error.contains(words),
-        "error `{error}` does not mention `{words}`"
-    );
 }
 
 /// One request with one extra header line, for an `Authorization` that is not `Bearer`.
@@ -116,21 +100,8 @@ async fn http_with_header(
         status,
         headers: Vec::new(),
         body: body.to_owned(),
+        bytes: body.as_bytes().to_vec(),
     }
-}
-
-/// A Rust client connected with `token` and attached to the lab's board.
-async fn attach(server: &TestServer, token: &str, peer: &str, lab: &Lab) -> (Client, DocHandle) {
-    let client = within(
-        "rust client connects",
-        Client::connect(&server.sync_url(token), PeerId::from(peer)),
-    )
-    .await
-    .expect("the token opens a socket");
-    let doc = within("rust client finds the board", client.find(lab.doc_id))
-        .await
-        .expect("the lab's own board is available");
-    (client, doc)
 }
 
 async fn js_peer(url: &str, name: &str) -> JsPeer {
@@ -214,7 +185,7 @@ async fn a_joined_js_client_sees_the_board_and_syncs_with_the_facilitator() {
     );
 
     // Codes are typed on phones: lower case works.
-    let joined = try_join(&server, &lab.join_code.to_lowercase(), "Ana").await;
+    let joined = server.try_join(&lab.join_code.to_lowercase(), "Ana").await;
     assert_eq!(joined.status, 200, "{}", joined.body);
     let access = joined.json();
     assert_eq!(access["role"], "observer");
@@ -225,7 +196,7 @@ async fn a_joined_js_client_sees_the_board_and_syncs_with_the_facilitator() {
 
     let mut js = js_peer(&server.sync_url(&token), "js-ana").await;
     let board = js.find(&lab.doc_url).await.expect("JS finds the lab board");
-    assert_eq!(board["schemaVersion"], 2, "{board}");
+    assert_eq!(board["schemaVersion"], 3, "{board}");
     assert_eq!(board["lab"]["title"], "Making ten", "{board}");
     assert_eq!(board["lab"]["date"], "2026-11-23", "{board}");
     assert!(
@@ -240,7 +211,7 @@ async fn a_joined_js_client_sees_the_board_and_syncs_with_the_facilitator() {
     assert_eq!(signed_in.status, 200, "{}", signed_in.body);
     assert_eq!(signed_in.json()["role"], "facilitator");
     let facilitator = signed_in.json()["token"].as_str().unwrap().to_owned();
-    let (_rust, doc) = attach(&server, &facilitator, "rust-facilitator", &lab).await;
+    let (_rust, doc) = server.attach(&facilitator, "rust-facilitator", &lab).await;
     assert_eq!(
         doc.with_doc(|d| scalar_or_text(d, &["lab", "title"])),
         Some("Making ten".to_owned())
@@ -412,11 +383,11 @@ async fn rotating_the_join_code_retires_the_old_one_at_once() {
         .as_str()
         .is_some_and(|url| url.ends_with(&format!("/j/{code}"))));
     assert_refused(
-        &try_join(&server, &lab.join_code, "Ben").await,
+        &server.try_join(&lab.join_code, "Ben").await,
         404,
         "join code",
     );
-    let joined = try_join(&server, &code, "Ben").await;
+    let joined = server.try_join(&code, "Ben").await;
     assert_eq!(joined.status, 200, "{}", joined.body);
     assert_eq!(joined.json()["labId"], lab.lab_id.as_str());
 
@@ -424,8 +395,8 @@ async fn rotating_the_join_code_retires_the_old_one_at_once() {
     let by_organizer = rotate(&server, &lab.lab_id, Some(TEST_ORGANIZER_TOKEN)).await;
     assert_eq!(by_organizer.status, 200, "{}", by_organizer.body);
     let newest = by_organizer.json()["joinCode"].as_str().unwrap().to_owned();
-    assert_refused(&try_join(&server, &code, "Cy").await, 404, "join code");
-    assert_eq!(try_join(&server, &newest, "Cy").await.status, 200);
+    assert_refused(&server.try_join(&code, "Cy").await, 404, "join code");
+    assert_eq!(server.try_join(&newest, "Cy").await.status, 200);
 
     // Nobody else may.
     assert_refused(
@@ -449,9 +420,9 @@ async fn rotating_the_join_code_retires_the_old_one_at_once() {
         "invalid or expired token",
     );
     // None of the refusals changed the code.
-    assert_eq!(try_join(&server, &newest, "Dee").await.status, 200);
+    assert_eq!(server.try_join(&newest, "Dee").await.status, 200);
     // The other lab is untouched.
-    assert_eq!(try_join(&server, &other.join_code, "Eve").await.status, 200);
+    assert_eq!(server.try_join(&other.join_code, "Eve").await.status, 200);
 }
 
 #[tokio::test]
@@ -466,11 +437,11 @@ async fn unknown_codes_are_404_and_the_eleventh_failure_in_a_minute_is_429() {
     };
     for attempt in 1..=10 {
         let code = if attempt == 1 { "ABC" } else { unknown };
-        let response = try_join(&server, code, "Mallory").await;
+        let response = server.try_join(code, "Mallory").await;
         assert_eq!(response.status, 404, "attempt {attempt}: {}", response.body);
         assert!(response.error().contains("no lab has this join code"));
     }
-    let limited = try_join(&server, unknown, "Mallory").await;
+    let limited = server.try_join(unknown, "Mallory").await;
     assert_refused(&limited, 429, "too many failed attempts");
     let wait: u64 = limited
         .header("retry-after")
@@ -480,7 +451,7 @@ async fn unknown_codes_are_404_and_the_eleventh_failure_in_a_minute_is_429() {
     assert!((1..=60).contains(&wait), "Retry-After: {wait}");
     // While limited, even the right code is refused: guessing gains nothing.
     assert_refused(
-        &try_join(&server, &lab.join_code, "Mallory").await,
+        &server.try_join(&lab.join_code, "Mallory").await,
         429,
         "too many failed attempts",
     );
@@ -519,7 +490,7 @@ async fn wrong_facilitator_keys_are_403_and_the_eleventh_in_a_minute_is_429() {
         .expect("Retry-After in seconds");
     assert!((1..=60).contains(&wait), "Retry-After: {wait}");
     // Joining has its own limiter.
-    assert_eq!(try_join(&server, &lab.join_code, "Ana").await.status, 200);
+    assert_eq!(server.try_join(&lab.join_code, "Ana").await.status, 200);
 }
 
 #[tokio::test]
@@ -529,7 +500,7 @@ async fn expired_tokens_are_refused_and_their_sockets_closed() {
     let observer = server.join(&lab.join_code, "Ana").await;
     let facilitator = server.facilitate(&lab).await;
     // The token works while it is fresh.
-    let (client, _doc) = attach(&server, &observer, "rust-ana", &lab).await;
+    let (client, _doc) = server.attach(&observer, "rust-ana", &lab).await;
 
     let closed = within("the server closes the expired socket", client.closed()).await;
     let error = closed.error.clone().unwrap_or_default();
@@ -563,7 +534,7 @@ async fn a_deleted_lab_leaves_nothing_behind() {
     let keep = server.create_lab("Kept lab Quillwort").await;
     let keep_observer = server.join(&keep.join_code, "Keeper").await;
     let keep_facilitator = server.facilitate(&keep).await;
-    let (_keep_client, keep_doc) = attach(&server, &keep_observer, "keeper", &keep).await;
+    let (_keep_client, keep_doc) = server.attach(&keep_observer, "keeper", &keep).await;
 
     let title = "Tessellations Zanzibar Quokka";
     let observer_name = "Observer Xylophia";
@@ -579,8 +550,8 @@ async fn a_deleted_lab_leaves_nothing_behind() {
         try_facilitate(&server, &lab.lab_id, &lab.facilitator_key, facilitator_name).await;
     assert_eq!(signed_in.status, 200, "{}", signed_in.body);
     let facilitator = signed_in.json()["token"].as_str().unwrap().to_owned();
-    let (observer_client, _) = attach(&server, &observer, "observer", &lab).await;
-    let (facilitator_client, board) = attach(&server, &facilitator, "facilitator", &lab).await;
+    let (observer_client, _) = server.attach(&observer, "observer", &lab).await;
+    let (facilitator_client, board) = server.attach(&facilitator, "facilitator", &lab).await;
     // A note as the web client writes one: a single small change.
     board.change(|tx| {
         let (_, notes) = tx.get(ROOT, "notes").unwrap().expect("the board has notes");
@@ -658,7 +629,7 @@ async fn a_deleted_lab_leaves_nothing_behind() {
         "no such lab",
     );
     assert_refused(
-        &try_join(&server, &lab.join_code, "Late").await,
+        &server.try_join(&lab.join_code, "Late").await,
         404,
         "no lab has this join code",
     );
@@ -680,7 +651,7 @@ async fn a_deleted_lab_leaves_nothing_behind() {
         .await
         .expect("the kept lab's socket stays open");
     let late = server.join(&keep.join_code, "Late keeper").await;
-    let (_late_client, late_doc) = attach(&server, &late, "late-keeper", &keep).await;
+    let (_late_client, late_doc) = server.attach(&late, "late-keeper", &keep).await;
     within(
         "a new client of the kept lab gets its latest state",
         late_doc
@@ -742,7 +713,7 @@ async fn malformed_requests_get_a_status_and_words_and_others_carry_on() {
     let server = TestServer::start().await;
     let lab = server.create_lab("Bystander lab").await;
     let token = server.join(&lab.join_code, "Bystander").await;
-    let (_client, doc) = attach(&server, &token, "bystander", &lab).await;
+    let (_client, doc) = server.attach(&token, "bystander", &lab).await;
     let organizer = Some(TEST_ORGANIZER_TOKEN);
     let post_labs = |auth: Option<&'static str>, body: &'static str| {
         let server = &server;
@@ -913,5 +884,5 @@ async fn malformed_requests_get_a_status_and_words_and_others_carry_on() {
         .await
         .expect("the bystander's socket stayed open");
     let (fresh, _) = create(&server, &json!({ "title": "Created afterwards" })).await;
-    assert_eq!(try_join(&server, &fresh.join_code, "Ben").await.status, 200);
+    assert_eq!(server.try_join(&fresh.join_code, "Ben").await.status, 200);
 }

@@ -69,6 +69,8 @@ export interface Session {
   role: Role;
   name: string;
   expiresAt: number;
+  /** When the lab ended (ms since the epoch); null while it runs. */
+  endedAt?: number | null;
   joinCode?: string;
   joinUrl?: string;
 }
@@ -83,6 +85,8 @@ export const api = {
     call<CreatedLab>("POST", "/api/labs", lab, organizer),
   rotateJoinCode: (labId: string, token: string) =>
     call<{ joinCode: string; joinUrl: string }>("POST", `/api/labs/${encodeURIComponent(labId)}/join-code`, undefined, token),
+  endLab: (labId: string, token: string) =>
+    call<{ labId: string; endedAt: number }>("POST", `/api/labs/${encodeURIComponent(labId)}/end`, undefined, token),
   session: (token: string) => call<Session>("GET", "/api/session", undefined, token),
 };
 

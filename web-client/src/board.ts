@@ -1,10 +1,11 @@
-// Reading and writing the lab board document (schema v2, see protocol/src/board.rs; the run —
+// Reading and writing the lab board document (schema v3, see protocol/src/board.rs; the run —
 // phases, time-outs, reactions, agreements — is in labrun.ts).
 // Every reader treats every field as optional and ignores keys it does not know.
 // This module does not import Automerge: the functions it needs are passed in, so the join page
 // stays small and the logic is testable in Node.
 
-export const SCHEMA_VERSION = 2;
+/** The board schema version this client reads and writes (protocol/src/board.rs). */
+export const SCHEMA_VERSION = 3;
 
 /** The board document as stored. Values are `unknown` on purpose: always read them with `str`. */
 export interface BoardDoc {

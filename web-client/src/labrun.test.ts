@@ -10,6 +10,7 @@ import {
   deleteNote,
   editNote,
   endTimeouts,
+  undoTimeout,
   formatTimer,
   hasRunMaps,
   isLesson,
@@ -142,6 +143,19 @@ describe("time-outs", () => {
     expect(Object.values(A.toJS(ended).timeouts!).map((t) => t!.endedAt)).toEqual([T0 + MIN, T0 + MIN]);
     doc = change(ended, (d) => void setCurrentPhase(d, "lesson-2", T0 + 9 * MIN, scalar));
     expect(runningTimeout(doc)).toBeUndefined();
+  });
+
+  it("can be undone by its caller only: it is deleted, as if never called", () => {
+    let doc = change(v2Board(), (d) => void setCurrentPhase(d, "lesson-1", T0, scalar));
+    doc = change(doc, (d) => void callTimeout(d, "t1", { name: "Ana", deviceId: "a" }, T0 + MIN, scalar));
+    doc = change(doc, (d) => expect(undoTimeout(d, "t1", "b")).toBe(false));
+    expect(runningTimeout(doc)?.id).toBe("t1");
+    doc = change(doc, (d) => expect(undoTimeout(d, "t1", "a")).toBe(true));
+    expect(runningTimeout(doc)).toBeUndefined();
+    expect(Object.keys(A.toJS(doc).timeouts!)).toEqual([]);
+    doc = change(doc, (d) => expect(undoTimeout(d, "t1", "a")).toBe(false));
+    // A new one can be called at once.
+    doc = change(doc, (d) => expect(callTimeout(d, "t2", { name: "Ana", deviceId: "a" }, T0 + MIN, scalar)).toBe(true));
   });
 
   it("formats a running timer as mm:ss", () => {

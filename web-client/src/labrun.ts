@@ -288,6 +288,17 @@ export function callTimeout(d: RunDoc, id: string, by: { name: string; deviceId:
   return true;
 }
 
+/**
+ * Takes back a time-out its caller has just called (the phone offers this for a few seconds):
+ * deletes it, as if never called. Only the caller's own, and only while it runs.
+ */
+export function undoTimeout(d: RunDoc, timeoutId: string, deviceId: string): boolean {
+  const t = d.timeouts?.[timeoutId];
+  if (!isObj(t) || deviceId === "" || str(t.calledById) !== deviceId || num(t.endedAt) !== undefined) return false;
+  delete d.timeouts![timeoutId];
+  return true;
+}
+
 /** Ends every running time-out of the current phase. */
 export function endTimeouts(d: RunDoc, now: number): boolean {
   const ids = runningTimeouts(d).map((t) => t.id);

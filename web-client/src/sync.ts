@@ -6,6 +6,7 @@ import {
   Automerge,
   ImmutableString,
   Repo,
+  cbor,
   decodeHeads,
   initializeWasm,
   type AutomergeUrl,
@@ -18,10 +19,12 @@ import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
 
 import { backoffDelay, nudgeDelay } from "./backoff";
+import { isLabEndedError } from "./ended";
 import { randomUuid } from "./ids";
 import { syncUrl } from "./routes";
 import { buildNote, waitingNoteIds, type BoardDoc, type HistoryOps, type NoteInput } from "./board";
 import { runFieldsForNewNote, type RunDoc } from "./labrun";
+import type { StoredBoard } from "./model";
 import { PRESENCE_INTERVAL_MS, PresenceTracker, type PresenceMessage } from "./presence";
 import type { Store } from "./store";
 
@@ -44,6 +47,8 @@ export interface SocketEvents {
   onState(online: boolean): void;
   /** An attempt ended without reaching the server; `consecutive` counts them since the last success. */
   onFailure(consecutive: number): void;
+  /** The server refused our changes because the lab has ended; the socket has stopped. */
+  onEnded(): void;
 }
 
 /**
@@ -79,6 +84,25 @@ export class LabSocket extends BrowserWebSocketClientAdapter {
 
   get online(): boolean {
     return this.#online;
+  }
+
+  override receiveMessage(messageBytes: Uint8Array): void {
+    let message: unknown;
+    try {
+      message = cbor.decode(new Uint8Array(messageBytes));
+    } catch {
+      message = undefined;
+    }
+    if (isLabEndedError(message)) {
+      // Reconnecting would only send the same changes to be refused again: stay offline. The
+      // changes stay in this device's copy.
+      this.#stopped = true;
+      clearTimeout(this.#timer);
+      this.#closeSocket();
+      this.#events.onEnded();
+      return;
+    }
+    super.receiveMessage(messageBytes);
   }
 
   /** The token changed (e.g. a renewed facilitator sign-in): use it from the next connection. */
@@ -179,6 +203,11 @@ export class LabConnection {
   serverHeads: string[] | undefined;
   /** When we last saw progress: connected, the server acknowledged something, or we wrote a note. */
   lastProgressAt = 0;
+  /**
+   * When the lab ended (ms since the epoch; 0 when only the server's refusal told us), or
+   * undefined while it runs. The board is read-only then.
+   */
+  endedAt: number | undefined;
   readonly #opts: LabConnectionOptions;
   readonly #docId: string;
   #presenceTimer: ReturnType<typeof setInterval> | undefined;
@@ -200,6 +229,7 @@ export class LabConnection {
         opts.onUpdate();
       },
       onFailure: (n) => opts.onFailure(n),
+      onEnded: () => this.markEnded(0),
     });
     this.repo = new Repo({
       network: [this.socket],
@@ -223,6 +253,17 @@ export class LabConnection {
       if (this.socket.online) this.#sayPresence(true);
     });
     this.#listen(window, "pagehide", () => this.#sayPresence(false, true));
+  }
+
+  /** The lab has ended (the server said so): stop offering to write. */
+  markEnded(at: number): void {
+    if (this.endedAt !== undefined && this.endedAt !== 0) return;
+    this.endedAt = at;
+    this.#opts.onUpdate();
+  }
+
+  get ended(): boolean {
+    return this.endedAt !== undefined;
   }
 
   #listen(target: EventTarget, type: string, fn: () => void): void {
@@ -273,7 +314,34 @@ export class LabConnection {
   waiting(): Set<string> {
     const doc = this.doc();
     if (!doc) return new Set();
-    return waitingNoteIds(doc, this.#opts.deviceId, this.serverHeads, Automerge as unknown as HistoryOps);
+    // Pages ask every second; the answer changes only with the document or the server's heads.
+    const key = `${Automerge.getHeads(doc).join(",")}|${(this.serverHeads ?? []).join(",")}`;
+    if (this.#waiting?.key !== key) {
+      this.#waiting = { key, ids: waitingNoteIds(doc, this.#opts.deviceId, this.serverHeads, Automerge as unknown as HistoryOps) };
+    }
+    return new Set(this.#waiting.ids);
+  }
+
+  #waiting: { key: string; ids: Set<string> } | undefined;
+
+  #atServer: { key: string; doc: RunDoc | undefined } | undefined;
+
+  /**
+   * Whether the server has stored `doc[root][key]` (a time-out, a pick, a next step), going by
+   * its last acknowledged heads that this device holds: like `waiting()`, a lower bound, so
+   * nothing is shown as shared early.
+   */
+  serverHas(root: string, key: string): boolean {
+    const doc = this.doc();
+    if (!doc) return false;
+    const heads = (this.serverHeads ?? []).filter((h) => Automerge.hasHeads(doc, [h]));
+    if (heads.length === 0) return false;
+    const cacheKey = heads.join(",");
+    if (this.#atServer?.key !== cacheKey) {
+      this.#atServer = { key: cacheKey, doc: Automerge.view(doc, heads) as RunDoc };
+    }
+    const map = (this.#atServer.doc as Record<string, unknown> | undefined)?.[root];
+    return map !== null && typeof map === "object" && Object.prototype.hasOwnProperty.call(map, key);
   }
 
   /**
@@ -304,13 +372,13 @@ export class LabConnection {
    * Applies one of labrun.ts's or debrief.ts's writers (`fn` gets the draft, the time, the scalar
    * wrapper and Automerge's `updateText` on the draft, and says whether it changed anything), then saves to IndexedDB at once.
    */
-  run(fn: (d: RunDoc, now: number, scalar: (s: string) => unknown, updateText: (path: string[], value: string) => void) => boolean): boolean {
+  run(fn: (d: StoredBoard, now: number, scalar: (s: string) => unknown, updateText: (path: string[], value: string) => void) => boolean): boolean {
     const handle = this.handle;
     if (!handle?.isReady()) return false;
     let changed = false;
     const now = Date.now();
     handle.change((d) => {
-      changed = fn(d as RunDoc, now, (s) => new ImmutableString(s), (path, value) => Automerge.updateText(d, path, value));
+      changed = fn(d as StoredBoard, now, (s) => new ImmutableString(s), (path, value) => Automerge.updateText(d, path, value));
     });
     if (changed) {
       this.lastProgressAt = Date.now();

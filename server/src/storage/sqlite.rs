@@ -28,7 +28,7 @@ const MAX_BATCH: usize = 512;
 
 /// Schema migrations; the database's `PRAGMA user_version` is how many have run. Tables of
 /// every part of the server live here, so one file and one version describe the database.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 1: documents.
     "
 CREATE TABLE IF NOT EXISTS meta (
@@ -75,6 +75,10 @@ CREATE INDEX IF NOT EXISTS tokens_by_lab ON tokens(lab_id);
     "
 ALTER TABLE tokens ADD COLUMN author_id TEXT NOT NULL DEFAULT '';
 UPDATE tokens SET author_id = 'a' || lower(hex(substr(token_hash, 1, 12)));
+",
+    // 4: when a lab was ended (milliseconds since the epoch); NULL while it runs.
+    "
+ALTER TABLE labs ADD COLUMN ended_at INTEGER;
 ",
 ];
 

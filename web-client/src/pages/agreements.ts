@@ -14,7 +14,8 @@ export interface AgreementsPanel {
 }
 
 export function agreementsPanel(conn: () => LabConnection | undefined, rerender: () => void): AgreementsPanel {
-  const isFacilitator = () => conn()?.role === "facilitator";
+  // Once the lab has ended nobody writes, the facilitator included.
+  const isFacilitator = () => conn()?.role === "facilitator" && !conn()?.ended;
   const list = h("div", { class: "agreements-groups" });
   const empty = h("p", { class: "agreements-empty" }, "No agreements yet.");
   const newText = h("input", {

@@ -1,23 +1,21 @@
 // The board's clusters view: the notes not yet in a cluster on the left, each cluster (a named
 // group, like a patch of chart paper) with its notes on the right. The facilitator makes a
-// cluster, drags notes into it with the mouse (HTML5 drag and drop) or uses each note's "Move
-// to" menu, and takes notes out again (which deletes their `clusterId`).
+// cluster, drags notes into it with the mouse (HTML5 drag and drop) or uses each note's menu
+// ("Cluster"), and takes notes out again (which deletes their `clusterId`); removing a cluster or
+// taking a note out can be undone. Keyed like every board view: a card is made once per note and
+// moved between the pool and the clusters, never rebuilt under a drag.
 
-import { h, replace, setAttr } from "../dom";
+import type { Note } from "../board";
+import { addCluster, groupByCluster, MAX_CLUSTER_CHARS, type Cluster } from "../debrief";
+import { h, setAttr, setText } from "../dom";
 import { randomUuid } from "../ids";
-import type { Category, Note } from "../board";
-import { addCluster, groupByCluster, MAX_CLUSTER_CHARS, readClusters, removeCluster, setNoteCluster, type Cluster, type DebriefDoc } from "../debrief";
-import type { LabConnection } from "../sync";
+import { NOTE_TYPE, noteCard, shortText, type Card } from "../board/card";
+import { KeyedList } from "../views/keyed";
+import { phaseLabel } from "../model";
+import { dropCluster, setCluster } from "../board/undoable";
+import { filterNotes, type BoardModel, type BoardView, type ViewContext } from "../board/view";
 
-const NOTE_TYPE = "application/x-labboard-note";
-
-export interface ClustersView {
-  el: HTMLElement;
-  render(doc: DebriefDoc, notes: Note[], categories: Category[]): void;
-}
-
-export function clustersView(conn: () => LabConnection | undefined, rerender: () => void): ClustersView {
-  const isFacilitator = () => conn()?.role === "facilitator";
+export function clustersView(ctx: ViewContext): BoardView {
   const poolList = h("ol", { class: "cluster-notes" });
   const poolEmpty = h("p", { class: "column-empty" }, "Every note is in a cluster");
   const pool = h(
@@ -32,28 +30,17 @@ export function clustersView(conn: () => LabConnection | undefined, rerender: ()
   const form = h("form", { class: "cluster-form", novalidate: true }, newLabel, add);
   const grid = h("div", { class: "cluster-grid" });
   const empty = h("p", { class: "clusters-empty" }, "No clusters yet. Name a pattern, then drag notes into it.");
-  const el = h(
-    "main",
-    { class: "clusters-view", testid: "clusters-view", hidden: true, "aria-label": "Notes by cluster" },
-    pool,
-    h("div", { class: "clusters-side" }, form, empty, grid),
-  );
+  const el = h("main", { class: "clusters-view", testid: "clusters-view", hidden: true, "aria-label": "Notes by cluster" }, pool, h("div", { class: "clusters-side" }, form, empty, grid));
 
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    if (conn()?.run((d, now) => addCluster(d, randomUuid(), newLabel.value, now))) newLabel.value = "";
-    rerender();
+    if (ctx.change((d, now) => addCluster(d, randomUuid(), newLabel.value, now))) newLabel.value = "";
   });
-
-  const move = (noteId: string, clusterId: string | undefined) => {
-    conn()?.run((d, _now, scalar) => setNoteCluster(d, noteId, clusterId, scalar));
-    rerender();
-  };
 
   /** Makes `target` accept dropped notes, putting them in `clusterId` (undefined: out of any). */
   const dropZone = (target: HTMLElement, clusterId: string | undefined) => {
     target.addEventListener("dragover", (e) => {
-      if (!e.dataTransfer?.types.includes(NOTE_TYPE)) return;
+      if (!ctx.isFacilitator() || !e.dataTransfer?.types.includes(NOTE_TYPE)) return;
       e.preventDefault();
       e.dataTransfer.dropEffect = "move";
       target.classList.add("is-drop-target");
@@ -64,94 +51,85 @@ export function clustersView(conn: () => LabConnection | undefined, rerender: ()
     target.addEventListener("drop", (e) => {
       target.classList.remove("is-drop-target");
       const id = e.dataTransfer?.getData(NOTE_TYPE);
-      if (!id) return;
+      if (!id || !ctx.isFacilitator()) return;
       e.preventDefault();
-      move(id, clusterId);
+      const note = model?.notes.find((n) => n.id === id);
+      if (clusterId === undefined) ctx.changeWithUndo(`Taken out of its cluster: “${shortText(note?.text ?? "")}”`, setCluster(id, undefined));
+      else ctx.change((d, now, scalar, updateText) => setCluster(id, clusterId)(d, now, scalar, updateText) !== undefined);
     });
   };
   dropZone(pool, undefined);
 
-  const noteCard = (n: Note, cat: Category | undefined, clusters: Cluster[], facilitator: boolean): HTMLLIElement => {
-    const li = h(
-      "li",
-      { class: "cluster-note", testid: "cluster-note", "data-note-id": n.id, draggable: facilitator ? "true" : undefined },
-      h("p", { class: "note-body", testid: "note-body" }, n.text),
-      h("p", { class: "board-note-meta" }, [cat?.label ?? "", n.authorName].filter(Boolean).join(" · ")),
-    );
-    li.style.setProperty("--cat", cat?.color ?? "#64748b");
-    li.classList.toggle("is-highlighted", !!n.highlighted);
-    if (!facilitator) return li;
-    li.addEventListener("dragstart", (e) => {
-      e.dataTransfer?.setData(NOTE_TYPE, n.id);
-      e.dataTransfer?.setData("text/plain", n.text);
-      if (e.dataTransfer) e.dataTransfer.effectAllowed = "move";
-      li.classList.add("is-dragging");
-    });
-    li.addEventListener("dragend", () => li.classList.remove("is-dragging"));
-    // The same without a mouse: a menu of clusters.
-    const select = h(
-      "select",
-      { class: "cluster-move", testid: "note-move", "aria-label": "Move to cluster" },
-      h("option", { value: "", selected: n.clusterId === undefined || !clusters.some((c) => c.id === n.clusterId) }, n.clusterId ? "Take out of cluster" : "Move to cluster…"),
-      ...clusters.map((c) => h("option", { value: c.id, selected: c.id === n.clusterId }, c.label)),
-    );
-    select.addEventListener("change", () => move(n.id, select.value || undefined));
-    const tools = h("div", { class: "cluster-note-tools" }, select);
-    if (n.clusterId) {
-      const out = h("button", { type: "button", class: "note-tool", testid: "cluster-note-remove", title: "Take out of this cluster" }, "Take out");
-      out.addEventListener("click", () => move(n.id, undefined));
-      tools.append(out);
+  let model: BoardModel | undefined;
+  // One card per note for the whole view: a note dragged into a cluster keeps its card.
+  const cards = new Map<string, Card>();
+  const cardFor = (n: Note) => {
+    let card = cards.get(n.id);
+    if (!card) {
+      card = noteCard(ctx, "cluster-note", n);
+      cards.set(n.id, card);
     }
-    li.append(tools);
-    return li;
+    return card;
   };
+  const noteList = (parent: HTMLElement) =>
+    new KeyedList<Note, HTMLLIElement>(parent, (n) => n.id, {
+      create: (n) => cardFor(n).el,
+      update(_el, n) {
+        const m = model!;
+        cardFor(n).update({ note: n, category: m.categories.find((c) => c.id === n.category), phaseLabel: phaseLabel(m, n.phase), clusters: m.clusters, showCategory: true, draggable: true });
+      },
+    });
+  const poolCards = noteList(poolList);
 
-  let key = "";
-  const render = (doc: DebriefDoc, notes: Note[], categories: Category[]) => {
-    const facilitator = isFacilitator();
-    form.hidden = !facilitator || !doc.clusters;
-    const clusters = readClusters(doc);
-    const { groups, loose } = groupByCluster(clusters, notes);
-    const k = JSON.stringify([clusters, notes.map((n) => [n.id, n.text, n.clusterId, n.category, n.highlighted, n.authorName]), categories, facilitator]);
-    if (k === key) return;
-    key = k;
-    const cats = new Map(categories.map((c) => [c.id, c]));
-    poolEmpty.hidden = loose.length > 0;
-    replace(poolList, ...loose.map((n) => noteCard(n, cats.get(n.category), clusters, facilitator)));
-    empty.hidden = clusters.length > 0;
-    replace(
-      grid,
-      ...groups.map(({ cluster, notes: inIt }) => {
-        const count = h("span", { class: "column-count" }, String(inIt.length));
-        const head = h("h2", { class: "cluster-head" }, h("span", { class: "cluster-label", testid: "cluster-label" }, cluster.label), count);
-        const box = h(
-          "section",
-          { class: "cluster", testid: "cluster", "data-cluster-id": cluster.id, "data-count": String(inIt.length) },
-          head,
-          inIt.length === 0 ? h("p", { class: "column-empty" }, facilitator ? "Drag notes here" : "No notes yet") : null,
-          h("ol", { class: "cluster-notes" }, ...inIt.map((n) => noteCard(n, cats.get(n.category), clusters, facilitator))),
-        );
-        if (facilitator) {
-          dropZone(box, cluster.id);
-          let armedAt = 0;
-          const remove = h("button", { type: "button", class: "note-tool", testid: "cluster-remove", title: "Remove this cluster (its notes stay)" }, "Remove");
-          remove.addEventListener("click", () => {
-            if (Date.now() - armedAt > 4_000) {
-              armedAt = Date.now();
-              remove.textContent = "Click again to remove";
-              setTimeout(() => (remove.textContent = "Remove"), 4_000);
-              return;
-            }
-            conn()?.run((d) => removeCluster(d, cluster.id));
-            rerender();
-          });
-          head.append(remove);
-        }
-        return box;
-      }),
-    );
-    setAttr(el, "data-clusters", String(clusters.length));
+  const parts = new WeakMap<HTMLElement, { label: HTMLElement; count: HTMLElement; empty: HTMLElement; remove: HTMLButtonElement; notes: KeyedList<Note, HTMLLIElement> }>();
+  const clusters = new KeyedList<{ cluster: Cluster; notes: Note[] }, HTMLElement>(grid, (g) => g.cluster.id, {
+    create(g) {
+      const label = h("span", { class: "cluster-label", testid: "cluster-label" });
+      const count = h("span", { class: "column-count" });
+      const remove = h("button", { type: "button", class: "note-tool", testid: "cluster-remove" }, "Remove");
+      const emptyNote = h("p", { class: "column-empty" });
+      const list = h("ol", { class: "cluster-notes" });
+      const box = h("section", { class: "cluster", testid: "cluster", "data-cluster-id": g.cluster.id }, h("h2", { class: "cluster-head" }, label, count, remove), emptyNote, list);
+      remove.addEventListener("click", () => ctx.changeWithUndo(`Cluster removed: “${label.textContent ?? ""}” (its notes stay)`, dropCluster(g.cluster.id)));
+      dropZone(box, g.cluster.id);
+      parts.set(box, { label, count, empty: emptyNote, remove, notes: noteList(list) });
+      return box;
+    },
+    update(box, g) {
+      const p = parts.get(box)!;
+      const facilitator = ctx.isFacilitator();
+      setText(p.label, g.cluster.label);
+      setText(p.count, String(g.notes.length));
+      setAttr(box, "data-count", String(g.notes.length));
+      setAttr(p.remove, "aria-label", `Remove the cluster ${g.cluster.label} (its notes stay)`);
+      p.remove.hidden = !facilitator;
+      p.empty.hidden = g.notes.length > 0;
+      setText(p.empty, facilitator ? "Drag notes here, or use a note's ⋯ menu" : "No notes yet");
+      p.notes.reconcile(g.notes);
+    },
+  });
+
+  return {
+    el,
+    update(m, filter) {
+      model = m;
+      form.hidden = !ctx.isFacilitator();
+      const notes = filterNotes(m, filter);
+      const { groups, loose } = groupByCluster(m.clusters, notes);
+      // Cards first leave the lists they no longer belong to, then join their new one (so a
+      // card moved between two lists is the same element).
+      poolEmpty.hidden = loose.length > 0;
+      empty.hidden = m.clusters.length > 0;
+      poolCards.reconcile(loose);
+      clusters.reconcile(groups);
+      const shown = new Set(notes.map((n) => n.id));
+      for (const [id, card] of cards) {
+        if (shown.has(id)) continue;
+        card.destroy();
+        card.el.remove();
+        cards.delete(id);
+      }
+      setAttr(el, "data-clusters", String(m.clusters.length));
+    },
   };
-
-  return { el, render };
 }

@@ -6,14 +6,45 @@ import type { PageContext } from "../main";
 import { store } from "../store";
 import { cleanJoinCodeInput, joinCodeProblem, nameProblem, normalizeFacilitatorKey, normalizeLabId } from "../validate";
 
-function errorText(e: unknown): string {
-  if (e instanceof ApiError) {
-    if (e.status === 429 && e.retryAfterSeconds && !/\d/.test(e.message)) {
-      return `${e.message} (wait ${e.retryAfterSeconds} s)`;
-    }
-    return e.message;
+/** Waiting time in words: "30 seconds", "2 minutes". */
+function waitText(seconds: number): string {
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? "" : "s"}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minutes`;
+}
+
+/**
+ * What to tell someone whose join failed. The server's error texts are written for logs and
+ * developers; people get a sentence that says what to do.
+ */
+export function joinErrorText(e: unknown, code: string): string {
+  if (!(e instanceof ApiError)) return "Something went wrong. Try again.";
+  switch (e.status) {
+    case 0:
+      return e.message;
+    case 404:
+      return `No lab has the code ${code}. Check the code on the board (it can change), or ask the facilitator for it.`;
+    case 429:
+      return e.retryAfterSeconds
+        ? `Too many tries. Wait ${waitText(e.retryAfterSeconds)}, then try again.`
+        : "Too many tries. Wait a minute, then try again.";
+    case 400:
+      return "The code or the name was not accepted. Check both and try again.";
+    default:
+      return e.status >= 500
+        ? "The Labboard server is busy or having trouble. Try again in a moment."
+        : "You could not join. Check the code and try again.";
   }
-  return "Something went wrong. Try again.";
+}
+
+/** What to tell a facilitator whose sign-in failed. */
+export function facilitateErrorText(e: unknown): string {
+  if (!(e instanceof ApiError)) return "Something went wrong. Try again.";
+  if (e.status === 0) return e.message;
+  if (e.status === 401 || e.status === 403 || e.status === 404) {
+    return "That lab id and facilitator key do not match. Use the ones shown when the lab was created.";
+  }
+  return joinErrorText(e, "");
 }
 
 export function mountJoin(ctx: PageContext, code?: string): void {
@@ -105,7 +136,7 @@ export function mountJoin(ctx: PageContext, code?: string): void {
       store.saveAccess(res, { joinCode: res.joinCode ?? joinCode });
       ctx.navigate(`/lab/${res.labId}`);
     } catch (e) {
-      showError(errorText(e));
+      showError(joinErrorText(e, joinCode));
       submit.disabled = false;
       submit.textContent = "Join the lab";
     }
@@ -158,7 +189,7 @@ export function mountJoin(ctx: PageContext, code?: string): void {
       store.saveAccess(res, { facilitatorKey: key });
       ctx.navigate(`/lab/${res.labId}/board`);
     } catch (e) {
-      facError.textContent = errorText(e);
+      facError.textContent = facilitateErrorText(e);
       facError.hidden = false;
       facSubmit.disabled = false;
     }

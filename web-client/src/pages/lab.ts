@@ -94,6 +94,7 @@ export async function openLab(ctx: PageContext, labId: string, ui: LabUi, isAliv
     lastCheck = now;
     try {
       const result = await checkSession(current.token);
+      if (result.state === "valid" && result.session.endedAt) conn.markEnded(result.session.endedAt);
       if (result.state !== "invalid" || !isAlive()) return;
       const renewed = await renewFacilitator(current);
       if (renewed?.token && isAlive()) {
@@ -111,6 +112,11 @@ export async function openLab(ctx: PageContext, labId: string, ui: LabUi, isAliv
       checking = false;
     }
   }
+
+  // Whether the lab has ended: then the board is read-only and the pages say so.
+  void checkSession(access.token!).then((result) => {
+    if (result.state === "valid" && result.session.endedAt) conn.markEnded(result.session.endedAt);
+  });
 
   try {
     await loadAutomerge();
