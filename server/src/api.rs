@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::document::DocError;
 use crate::export::{self, ExportError, Format, Research, Table};
 use crate::labs::{Grant, Issued, Lab, LabError, Role};
+use crate::record::{self, Clock, RecordLab};
 use crate::{secrets, AppState};
 
 /// Largest request body the API reads; the largest real one is a lab's few short fields.
@@ -625,9 +626,12 @@ impl From<ExportError> for ApiError {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ExportQuery {
     format: Option<String>,
     table: Option<String>,
+    /// For `html`: the reader's time zone as minutes east of UTC (New York in winter: -300).
+    utc_offset: Option<i32>,
 }
 
 /// The lab's board for archiving (`automerge`) or as de-identified research data (`json`,
@@ -641,16 +645,22 @@ async fn export(
     let lab = require_facilitator(&app, &headers, &lab_id).await?;
     let Query(query) =
         query.map_err(|err| ApiError::bad_request(format!("invalid query string: {err}")))?;
-    let format =
-        Format::parse(query.format.as_deref().ok_or_else(|| {
-            ApiError::bad_request("`format` is required: json, csv or automerge")
-        })?)?;
+    let format = Format::parse(query.format.as_deref().ok_or_else(|| {
+        ApiError::bad_request("`format` is required: json, csv, automerge or html")
+    })?)?;
     let table = query
         .table
         .as_deref()
         .map(Table::parse)
         .transpose()?
         .unwrap_or(Table::Notes);
+    let utc_offset = query.utc_offset.unwrap_or(0);
+    if utc_offset.abs() > record::MAX_UTC_OFFSET_MINUTES {
+        return Err(ApiError::bad_request(format!(
+            "`utcOffset` must be minutes east of UTC, from -{0} to {0}",
+            record::MAX_UTC_OFFSET_MINUTES
+        )));
+    }
     let saved = match app.registry.read(lab.doc_id).await {
         Ok(Some(saved)) => saved,
         Ok(None) => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such lab")),
@@ -676,6 +686,28 @@ async fn export(
             format!("{stem}.automerge"),
             saved,
         ),
+        Format::Html => {
+            let about = RecordLab {
+                title: lab.title.clone(),
+                school: lab.school.clone(),
+                grade: lab.grade.clone(),
+                date: lab.date.clone(),
+                ended_at: lab.ended_at,
+            };
+            let clock = Clock {
+                utc_offset_minutes: utc_offset,
+                now_ms: crate::labs::now_ms(),
+            };
+            let html =
+                tokio::task::spawn_blocking(move || record::render_saved(&about, &saved, clock))
+                    .await
+                    .map_err(|err| ExportError::Load(err.to_string()))??;
+            (
+                "text/html; charset=utf-8",
+                format!("{stem}-record.html"),
+                html.into_bytes(),
+            )
+        }
         Format::Json | Format::Csv => {
             let roles = app.labs.author_roles(&lab.lab_id).await?;
             let lab_id = lab.lab_id.clone();

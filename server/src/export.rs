@@ -9,17 +9,16 @@
 //! tokens are never written. Notes, time-outs and agreements get ids that are a hash of the lab
 //! and the board's own id, so they stay the same in every export of the lab.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use automerge::{Automerge, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::Automerge;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::boardread::{Agreement, Board, NextStep, Note, Timeout};
 use crate::labs::Role;
 
-/// How many picks each person has when the lab does not say (`lab.pickLimit` absent); the web
-/// client's default too.
-pub const DEFAULT_PICK_LIMIT: usize = 7;
+pub use crate::boardread::DEFAULT_PICK_LIMIT;
 
 /// Hex digits of the hash in a note, time-out or agreement id: 40 bits, so that two items of
 /// one lab get the same id with a chance of about one in a million even with 1,000 notes.
@@ -34,6 +33,8 @@ pub enum Format {
     Json,
     Csv,
     Automerge,
+    /// The lab's printable record (see [`crate::record`]).
+    Html,
 }
 
 impl Format {
@@ -42,6 +43,7 @@ impl Format {
             "json" => Ok(Self::Json),
             "csv" => Ok(Self::Csv),
             "automerge" => Ok(Self::Automerge),
+            "html" => Ok(Self::Html),
             other => Err(ExportError::UnknownFormat(other.to_owned())),
         }
     }
@@ -79,7 +81,7 @@ impl Table {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("unknown export format `{0}`; use json, csv or automerge")]
+    #[error("unknown export format `{0}`; use json, csv, automerge or html")]
     UnknownFormat(String),
     #[error("unknown table `{0}`; use notes, timeouts, agreements or nextSteps")]
     UnknownTable(String),
@@ -470,25 +472,50 @@ fn stable_id(prefix: &str, lab_id: &str, id: &str) -> String {
 
 /// Milliseconds since the epoch as ISO 8601 UTC, e.g. `2026-11-23T14:03:05.120Z`.
 pub fn iso_time(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = Civil::of(ms);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.milli
     )
+}
+
+/// A moment as a calendar day and a time of day, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Civil {
+    pub(crate) year: i64,
+    pub(crate) month: i64,
+    pub(crate) day: i64,
+    pub(crate) hour: i64,
+    pub(crate) minute: i64,
+    pub(crate) second: i64,
+    pub(crate) milli: i64,
+}
+
+impl Civil {
+    /// The UTC day and time of `ms` milliseconds since the epoch.
+    pub(crate) fn of(ms: i64) -> Self {
+        let days = ms.div_euclid(86_400_000);
+        let in_day = ms.rem_euclid(86_400_000);
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Self {
+            year,
+            month,
+            day,
+            hour: in_day / 3_600_000,
+            minute: in_day / 60_000 % 60,
+            second: in_day / 1000 % 60,
+            milli: in_day % 1000,
+        }
+    }
 }
 
 /// Pseudonyms of people: "Observer N" in the order they are first met.
@@ -625,290 +652,12 @@ fn letters(mut index: usize) -> String {
     out.iter().rev().collect()
 }
 
-// ------------------------------------------------------------------ reading the board
-
-struct Note {
-    id: String,
-    text: String,
-    category: String,
-    author_name: String,
-    author_id: String,
-    created_at: i64,
-    children: Vec<String>,
-    reactions: usize,
-    phase: String,
-    minute: Option<i64>,
-    timeout_id: String,
-    pinned: bool,
-    highlighted: bool,
-    hidden: bool,
-    cluster_id: String,
-}
-
-struct Timeout {
-    id: String,
-    phase: String,
-    called_by: String,
-    called_by_id: String,
-    started_at: i64,
-    ended_at: Option<i64>,
-    note: String,
-}
-
-struct Agreement {
-    id: String,
-    text: String,
-    owner: String,
-    phase: String,
-    created_at: i64,
-    order: f64,
-}
-
-struct NextStep {
-    id: String,
-    text: String,
-    author_id: String,
-    author_name: String,
-    phase: String,
-    created_at: i64,
-}
-
-/// The parts of a board the export uses, read leniently.
-struct Board {
-    pick_limit: usize,
-    phases: HashMap<String, String>,
-    categories: HashMap<String, String>,
-    clusters: HashMap<String, String>,
-    /// Alias -> when it was added.
-    children: BTreeMap<String, i64>,
-    notes: Vec<Note>,
-    timeouts: Vec<Timeout>,
-    agreements: Vec<Agreement>,
-    next_steps: Vec<NextStep>,
-    /// `(authorId, noteId, time)` of every pick.
-    picks: Vec<(String, String, i64)>,
-}
-
-impl Board {
-    fn read(doc: &Automerge) -> Self {
-        let r = Reader(doc);
-        let lab = r.map(&ROOT, "lab");
-        let pick_limit = lab
-            .as_ref()
-            .and_then(|lab| r.int(lab, "pickLimit"))
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(DEFAULT_PICK_LIMIT);
-        let labels = |collection: &str| -> HashMap<String, String> {
-            r.entries(&ROOT, collection)
-                .into_iter()
-                .map(|(id, obj)| {
-                    let label = r.string(&obj, "label");
-                    (id, label)
-                })
-                .collect()
-        };
-        let children = r
-            .entries(&ROOT, "children")
-            .into_iter()
-            .map(|(alias, obj)| {
-                let added_at = r.int(&obj, "addedAt").unwrap_or(i64::MAX);
-                (alias, added_at)
-            })
-            .collect();
-        let notes = r
-            .entries(&ROOT, "notes")
-            .into_iter()
-            .map(|(id, n)| Note {
-                text: r.string(&n, "text"),
-                category: r.string(&n, "category"),
-                author_name: r.string(&n, "authorName"),
-                author_id: r.string(&n, "authorId"),
-                created_at: r.int(&n, "createdAt").unwrap_or(0),
-                children: r.strings(&n, "children"),
-                reactions: r.map(&n, "reactions").map_or(0, |m| doc.length(&m)),
-                phase: r.string(&n, "phase"),
-                minute: r.int(&n, "minute"),
-                timeout_id: r.string(&n, "timeoutId"),
-                pinned: r.bool(&n, "pinned"),
-                highlighted: r.bool(&n, "highlighted"),
-                hidden: r.bool(&n, "hidden"),
-                cluster_id: r.string(&n, "clusterId"),
-                id,
-            })
-            .collect();
-        let timeouts = r
-            .entries(&ROOT, "timeouts")
-            .into_iter()
-            .map(|(id, t)| Timeout {
-                phase: r.string(&t, "phase"),
-                called_by: r.string(&t, "calledBy"),
-                called_by_id: r.string(&t, "calledById"),
-                started_at: r.int(&t, "startedAt").unwrap_or(0),
-                ended_at: r.int(&t, "endedAt"),
-                note: r.string(&t, "note"),
-                id,
-            })
-            .collect();
-        let agreements = r
-            .entries(&ROOT, "agreements")
-            .into_iter()
-            .map(|(id, a)| Agreement {
-                text: r.string(&a, "text"),
-                owner: r.string(&a, "owner"),
-                phase: r.string(&a, "phase"),
-                created_at: r.int(&a, "createdAt").unwrap_or(0),
-                order: r.number(&a, "order").unwrap_or(0.0),
-                id,
-            })
-            .collect();
-        let next_steps = r
-            .entries(&ROOT, "nextSteps")
-            .into_iter()
-            .map(|(id, s)| NextStep {
-                text: r.string(&s, "text"),
-                author_id: r.string(&s, "authorId"),
-                author_name: r.string(&s, "authorName"),
-                phase: r.string(&s, "phase"),
-                created_at: r.int(&s, "createdAt").unwrap_or(0),
-                id,
-            })
-            .collect();
-        let picks = r.map(&ROOT, "picks").map_or_else(Vec::new, |picks| {
-            doc.keys(&picks)
-                .filter_map(|key| {
-                    let (author, note) = key.split_once(':')?;
-                    let at = r.int(&picks, &key).unwrap_or(0);
-                    Some((author.to_owned(), note.to_owned(), at))
-                })
-                .collect()
-        });
-        Self {
-            pick_limit,
-            phases: labels("phases"),
-            categories: labels("categories"),
-            clusters: labels("clusters"),
-            children,
-            notes,
-            timeouts,
-            agreements,
-            next_steps,
-            picks,
-        }
-    }
-
-    /// Picks per note id, counting each person's first `pick_limit` picks by time, as the
-    /// board does.
-    fn pick_counts(&self) -> HashMap<&str, usize> {
-        let mut by_person: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
-        for (author, note, at) in &self.picks {
-            by_person.entry(author).or_default().push((*at, note));
-        }
-        let mut counts = HashMap::new();
-        for mut picks in by_person.into_values() {
-            picks.sort();
-            for (_, note) in picks.into_iter().take(self.pick_limit) {
-                *counts.entry(note).or_insert(0) += 1;
-            }
-        }
-        counts
-    }
-}
-
-/// Lenient reads: a missing value or one of another type is `None` (or empty).
-struct Reader<'a>(&'a Automerge);
-
-impl Reader<'_> {
-    fn value(&self, obj: &ObjId, key: &str) -> Option<(Value<'_>, ObjId)> {
-        self.0.get(obj, key).ok().flatten()
-    }
-
-    fn map(&self, obj: &ObjId, key: &str) -> Option<ObjId> {
-        match self.value(obj, key)? {
-            (Value::Object(ObjType::Map), id) => Some(id),
-            _ => None,
-        }
-    }
-
-    /// The maps of a collection, by key.
-    fn entries(&self, obj: &ObjId, key: &str) -> Vec<(String, ObjId)> {
-        let Some(map) = self.map(obj, key) else {
-            return Vec::new();
-        };
-        self.0
-            .keys(&map)
-            .filter_map(|k| {
-                let id = self.map(&map, &k)?;
-                Some((k, id))
-            })
-            .collect()
-    }
-
-    /// A string or a text object.
-    fn string(&self, obj: &ObjId, key: &str) -> String {
-        match self.value(obj, key) {
-            Some((Value::Scalar(s), _)) => match s.as_ref() {
-                ScalarValue::Str(text) => text.to_string(),
-                _ => String::new(),
-            },
-            Some((Value::Object(ObjType::Text), id)) => self.0.text(&id).unwrap_or_default(),
-            _ => String::new(),
-        }
-    }
-
-    fn strings(&self, obj: &ObjId, key: &str) -> Vec<String> {
-        let Some((Value::Object(ObjType::List), list)) = self.value(obj, key) else {
-            return Vec::new();
-        };
-        (0..self.0.length(&list))
-            .filter_map(|i| match self.0.get(&list, i).ok().flatten()? {
-                (Value::Scalar(s), _) => match s.as_ref() {
-                    ScalarValue::Str(text) => Some(text.to_string()),
-                    _ => None,
-                },
-                (Value::Object(ObjType::Text), id) => self.0.text(&id).ok(),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn int(&self, obj: &ObjId, key: &str) -> Option<i64> {
-        match self.value(obj, key)? {
-            (Value::Scalar(s), _) => match s.as_ref() {
-                ScalarValue::Int(n) | ScalarValue::Timestamp(n) => Some(*n),
-                ScalarValue::Uint(n) => i64::try_from(*n).ok(),
-                // The JS client writes whole numbers as ints, but an f64 is a number too.
-                ScalarValue::F64(n) if n.is_finite() => Some(n.round() as i64),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    fn number(&self, obj: &ObjId, key: &str) -> Option<f64> {
-        match self.value(obj, key)? {
-            (Value::Scalar(s), _) => match s.as_ref() {
-                ScalarValue::F64(n) => Some(*n),
-                ScalarValue::Int(n) => Some(*n as f64),
-                ScalarValue::Uint(n) => Some(*n as f64),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    fn bool(&self, obj: &ObjId, key: &str) -> bool {
-        matches!(
-            self.value(obj, key),
-            Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Boolean(true))
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use automerge::transaction::Transactable;
     use automerge::ActorId;
+    use automerge::{ObjType, ReadDoc, ROOT};
     use labboard_protocol::board::{new_board, LabInfo};
 
     fn children(aliases: &[&str]) -> Children {

@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub mod api;
+pub(crate) mod boardread;
 pub mod config;
 pub mod connection;
 pub mod document;
@@ -41,6 +42,7 @@ pub mod labs;
 pub mod listener;
 pub mod outbox;
 pub mod ratelimit;
+pub mod record;
 pub mod registry;
 pub mod secrets;
 pub mod storage;

@@ -32,6 +32,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/j/{code}", get(app_page))
         .route("/lab/{lab_id}", get(app_page))
         .route("/lab/{lab_id}/board", get(app_page))
+        .route("/lab/{lab_id}/record", get(app_page))
         .route("/assets/{*path}", get(asset))
         .fallback(root_file)
 }

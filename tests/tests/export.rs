@@ -511,6 +511,74 @@ async fn the_raw_export_loads_in_rust_and_js_and_equals_the_board() {
 }
 
 #[tokio::test]
+async fn the_html_export_is_the_printable_record_of_the_lab() {
+    let scene = Scene::new().await;
+    let Scene {
+        server, lab, fac, ..
+    } = &scene;
+    // The facilitator hides one note: the record leaves it out and counts it.
+    fac.change(|tx| {
+        let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
+        let n3 = tx.get(&notes, "n3").unwrap().unwrap().1;
+        tx.put(&n3, "hidden", true).unwrap();
+    })
+    .await;
+    let response = export(server, lab, &fac.token, "format=html&utcOffset=-300").await;
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        response.header("content-disposition"),
+        Some("attachment; filename=\"making-ten-record.html\"")
+    );
+    let html = &response.body;
+    assert!(html.starts_with("<!doctype html>"));
+    for expected in [
+        "<h1>Making ten</h1>",
+        "Jojo counted on, then Mimi B. agreed",
+        "Mimi B. said &quot;ten and 4&quot;, then, pausing,\nused a ten-frame",
+        "Talk with Jojo&#39;s teacher",
+        "=Ask Jojo first, then Mimi B.",
+        "Counting on, like Jojo",
+        "Times are UTC\u{2212}05:00",
+        "Called by Qwertyna at 9:00\u{a0}AM \u{b7} 1 min 30 s",
+        "1 hidden, left out",
+        "In progress",
+    ] {
+        assert!(html.contains(expected), "the record lacks {expected:?}");
+    }
+    assert!(
+        !html.contains("Facilitator&#39;s own"),
+        "a hidden note is left out"
+    );
+    // Self-contained: nothing to load, nothing to run.
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src="));
+    // The time-out lists the note written during it.
+    let timeouts = &html[html.find("id=\"timeouts\"").unwrap()..];
+    let timeouts = &timeouts[..timeouts.find("</section>").unwrap()];
+    assert!(timeouts.contains("1 note written during it"), "{timeouts}");
+    assert!(timeouts.contains("Mimi B. said"), "{timeouts}");
+
+    // Once the lab has ended, the record says when.
+    let ended = server
+        .http(
+            "POST",
+            &format!("/api/labs/{}/end", lab.lab_id),
+            Some(&fac.token),
+            None,
+        )
+        .await;
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    let html = export(server, lab, &fac.token, "format=html").await.body;
+    assert!(
+        html.contains("Ended ") && html.contains("Times are UTC"),
+        "{html}"
+    );
+    assert!(!html.contains("In progress"));
+}
+
+#[tokio::test]
 async fn only_the_labs_facilitator_or_the_organizer_may_export() {
     let server = TestServer::start().await;
     let lab = server.create_lab("Making ten").await;
@@ -518,7 +586,7 @@ async fn only_the_labs_facilitator_or_the_organizer_may_export() {
     let observer = server.join(&lab.join_code, "Zyxwvut").await;
     let facilitator = server.facilitate(&lab).await;
     let other_facilitator = server.facilitate(&other).await;
-    for format in ["json", "csv", "automerge"] {
+    for format in ["json", "csv", "automerge", "html"] {
         let path = export_path(&lab, &format!("format={format}"));
         let status = |auth: Option<&str>| {
             let server = &server;
@@ -547,6 +615,11 @@ async fn only_the_labs_facilitator_or_the_organizer_may_export() {
         ("format=pdf", "unknown export format `pdf`"),
         ("", "`format` is required"),
         ("format=csv&table=children", "unknown table `children`"),
+        (
+            "format=html&utcOffset=900",
+            "`utcOffset` must be minutes east of UTC",
+        ),
+        ("format=html&utcOffset=east", "invalid query string"),
     ] {
         let response = server
             .http("GET", &export_path(&lab, query), Some(&facilitator), None)

@@ -69,6 +69,14 @@ async function render(): Promise<void> {
         else done();
         return;
       }
+      case "record": {
+        const { mountRecord } = await import("./pages/record");
+        if (!isAlive()) return;
+        const done = await mountRecord(ctx, route.labId, isAlive);
+        if (isAlive()) cleanup = done;
+        else done();
+        return;
+      }
       case "not-found":
         document.title = "Not found · Labboard";
         replace(

@@ -13,6 +13,7 @@ describe("parseRoute", () => {
   it("ignores trailing slashes", () => {
     expect(parseRoute("/new/")).toEqual({ page: "new" });
     expect(parseRoute("/lab/abc/board/")).toEqual({ page: "board", labId: "abc" });
+    expect(parseRoute("/lab/abc/record")).toEqual({ page: "record", labId: "abc" });
   });
 
   it("refuses anything else", () => {
@@ -22,7 +23,7 @@ describe("parseRoute", () => {
   });
 
   it("round-trips paths", () => {
-    for (const p of ["/", "/j/ABC234", "/new", "/lab/abc123", "/lab/abc123/board"]) {
+    for (const p of ["/", "/j/ABC234", "/new", "/lab/abc123", "/lab/abc123/board", "/lab/abc123/record"]) {
       expect(pathFor(parseRoute(p))).toBe(p);
     }
   });

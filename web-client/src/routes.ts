@@ -6,6 +6,7 @@ export type Route =
   | { page: "new" }
   | { page: "observer"; labId: string }
   | { page: "board"; labId: string }
+  | { page: "record"; labId: string }
   | { page: "not-found" };
 
 const LAB_ID = /^[a-z0-9]{1,64}$/;
@@ -26,6 +27,7 @@ export function parseRoute(pathname: string): Route {
   if (first === "lab" && second !== undefined && LAB_ID.test(second)) {
     if (parts.length === 2) return { page: "observer", labId: second };
     if (parts.length === 3 && third === "board") return { page: "board", labId: second };
+    if (parts.length === 3 && third === "record") return { page: "record", labId: second };
   }
   return { page: "not-found" };
 }
@@ -40,6 +42,8 @@ export function pathFor(route: Route): string {
       return `/lab/${encodeURIComponent(route.labId)}`;
     case "board":
       return `/lab/${encodeURIComponent(route.labId)}/board`;
+    case "record":
+      return `/lab/${encodeURIComponent(route.labId)}/record`;
     case "not-found":
       return "/";
   }

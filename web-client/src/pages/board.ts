@@ -133,6 +133,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
       showStatus(apiErrorText(e));
     }
   });
+  const recordLink = h("a", { class: "btn btn-small", testid: "record-link", href: `/lab/${encodeURIComponent(labId)}/record`, hidden: true }, "Record");
   const showStatus = (message: string | undefined) => {
     status.textContent = message ?? "";
     status.hidden = !message;
@@ -332,7 +333,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     }
   });
 
-  const header = boardHeader(labId, [presenterToggle, replayToggle, phasesButton, settingsButton, endButton], showStatus);
+  const header = boardHeader(labId, [presenterToggle, replayToggle, phasesButton, settingsButton, recordLink, endButton], showStatus);
   const board = h(
     "div",
     { class: "board", testid: "board" },
@@ -421,6 +422,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     endedNote.hidden = !ended;
     board.classList.toggle("is-ended", ended);
     endButton.hidden = ended || !!replay || conn.role !== "facilitator";
+    recordLink.hidden = !!replay || conn.role !== "facilitator";
     if (ended && settings.isOpen()) settings.close();
     if (ended && phaseSettings.isOpen()) phaseSettings.close();
 
