@@ -114,7 +114,12 @@ test("Lesson 1 beside Lesson 2: notes per category, counts, time-outs and debrie
     [Cy, "teacher-moves", "Teacher let J. explain at the board before correcting"],
   ];
   for (const [page, category, body] of lesson2) await postNote(page, category, body);
-  await poll("Lesson 2's student-thinking notes", () => cellTexts(board, "student-thinking", "second"), (v) => v.length === 2);
+  // Every phone's note reaches the board (the last one posted too) before the view is read.
+  await poll(
+    "all 5 of Lesson 2's notes in the view",
+    () => board.locator(`${sel("compare-cell")}[data-side="second"] ${sel("note-body")}`).count(),
+    (n) => n === lesson2.length,
+  );
 
   // Per category, each lesson's notes (oldest first) and counts.
   const expected = {
