@@ -814,6 +814,35 @@ impl Board {
     }
 }
 
+/// How many notes a board holds, for the lab's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoteCounts {
+    /// Every note, hidden ones included.
+    pub notes: usize,
+    /// Notes the facilitator hid from the board.
+    pub hidden: usize,
+}
+
+impl NoteCounts {
+    /// Counts the notes of the board saved in `bytes`, reading as leniently as the export:
+    /// an entry of `notes` that is not a map is no note.
+    pub fn of_saved(bytes: &[u8]) -> Result<Self, ExportError> {
+        let doc = crate::ingest::contained(|| Automerge::load(bytes))
+            .map_err(ExportError::Load)?
+            .map_err(|err| ExportError::Load(err.to_string()))?;
+        Ok(Self::of(&doc))
+    }
+
+    pub fn of(doc: &Automerge) -> Self {
+        let r = Reader(doc);
+        let notes = r.entries(&ROOT, "notes");
+        Self {
+            hidden: notes.iter().filter(|(_, n)| r.bool(n, "hidden")).count(),
+            notes: notes.len(),
+        }
+    }
+}
+
 /// Lenient reads: a missing value or one of another type is `None` (or empty).
 struct Reader<'a>(&'a Automerge);
 
@@ -1024,5 +1053,36 @@ mod tests {
         assert_ne!(first.id, stable_id("N", "lab2", "n1"));
         let csv = research.csv(Table::Notes);
         assert!(!csv.contains("Qwertyna") && !csv.contains("Zed"), "{csv}");
+    }
+
+    #[test]
+    fn notes_are_counted_leniently_hidden_ones_too() {
+        let mut doc = new_board(&LabInfo::default(), ActorId::random());
+        assert_eq!(NoteCounts::of(&doc), NoteCounts::default());
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let notes = tx.get(ROOT, "notes")?.unwrap().1;
+            for (id, hidden) in [("n1", None), ("n2", Some(true)), ("n3", Some(false))] {
+                let note = tx.put_object(&notes, id, ObjType::Map)?;
+                tx.put(&note, "text", "counted")?;
+                if let Some(hidden) = hidden {
+                    tx.put(&note, "hidden", hidden)?;
+                }
+            }
+            // Not a note: a string where a map belongs, and a map whose `hidden` is no bool.
+            tx.put(&notes, "junk", "not a map")?;
+            let odd = tx.put_object(&notes, "n4", ObjType::Map)?;
+            tx.put(&odd, "hidden", "yes")?;
+            Ok(())
+        })
+        .unwrap();
+        let counts = NoteCounts::of_saved(&doc.save()).unwrap();
+        assert_eq!(
+            counts,
+            NoteCounts {
+                notes: 4,
+                hidden: 1
+            }
+        );
+        assert!(NoteCounts::of_saved(b"not a board").is_err());
     }
 }
