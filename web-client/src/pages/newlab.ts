@@ -104,7 +104,7 @@ export function mountNewLab(ctx: PageContext): void {
       main,
       h("header", { class: "brand" }, h("h1", {}, "Create a lab"), h("p", { class: "tagline" }, "You get a join code for the observers and a board for the projector.")),
       form,
-      h("a", { href: "/labs", class: "btn btn-block", testid: "home-link" }, "Your labs: every lab on this server"),
+      h("a", { href: "/labs", class: "btn btn-block", testid: "home-link" }, "Your labs"),
       mine.length > 0
         ? h(
             "section",
