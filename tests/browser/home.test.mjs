@@ -176,6 +176,19 @@ test("the labs home page lists, exports, ends and deletes labs on a phone and a 
   assert.ok(overflow <= 0, `the laptop page scrolls sideways by ${overflow} px`);
   await audit(laptop, "/labs on the laptop");
   await laptop.screenshot({ path: path.join(shots, "labs.png") });
+  // A 1080p screen: the cards stay within the width, nothing scrolls sideways.
+  await laptop.setViewportSize({ width: 1920, height: 1080 });
+  const wide = await laptop.evaluate(() => ({
+    overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    outside: [...document.querySelectorAll("[data-testid=lab-card] *")].filter((el) => {
+      const card = el.closest("[data-testid=lab-card]").getBoundingClientRect();
+      const r = el.getBoundingClientRect();
+      return r.width > 0 && (r.left < card.left - 0.5 || r.right > card.right + 0.5);
+    }).length,
+  }));
+  assert.deepEqual(wide, { overflow: 0, outside: 0 }, "at 1920x1080");
+  await extraShot(laptop, "labs-1080p.png");
+  await laptop.setViewportSize(LAPTOP.viewport);
   const exportMenu = card(laptop, making.labId).locator(sel("lab-export"));
   await exportMenu.locator("summary").click();
   await audit(laptop, "/labs on the laptop, Export menu open");
@@ -188,6 +201,14 @@ test("the labs home page lists, exports, ends and deletes labs on a phone and a 
   assert.equal(research.notes.length, 3);
   assert.deepEqual(research.notes.map((n) => n.text).sort(), notes.map(([, , body]) => body).sort());
   assert.equal(await card(laptop, making.labId).locator(sel("lab-error")).isVisible(), false);
+  await poll("the menu closes after the download", () => exportMenu.getAttribute("open"), (v) => v === null);
+  // Escape and a click elsewhere close it too.
+  await exportMenu.locator("summary").click();
+  await laptop.keyboard.press("Escape");
+  await poll("Escape closes the menu", () => exportMenu.getAttribute("open"), (v) => v === null);
+  await exportMenu.locator("summary").click();
+  await laptop.locator("h1").click();
+  await poll("a click elsewhere closes the menu", () => exportMenu.getAttribute("open"), (v) => v === null);
 
   // End "Making ten" from the phone, through the dialog.
   await card(phone, making.labId).locator(sel("lab-end")).tap();

@@ -340,9 +340,28 @@ export function mountLabs(ctx: PageContext, isAlive: () => boolean): () => void 
     markReady();
   }
 
+  // An open Export menu closes on a click elsewhere and on Escape, like any menu.
+  const closeMenus = (keep?: Element | null) => {
+    for (const open of main.querySelectorAll<HTMLDetailsElement>("details.home-export[open]")) {
+      if (open !== keep) open.open = false;
+    }
+  };
+  const onClick = (e: MouseEvent) => closeMenus((e.target as Element | null)?.closest?.("details.home-export"));
+  const onKey = (e: KeyboardEvent) => {
+    if (e.key !== "Escape" || dialog.open) return;
+    const open = main.querySelector<HTMLDetailsElement>("details.home-export[open]");
+    if (!open) return;
+    open.open = false;
+    open.querySelector("summary")?.focus();
+  };
+  document.addEventListener("click", onClick);
+  document.addEventListener("keydown", onKey);
+
   void load();
   return () => {
     loading++;
+    document.removeEventListener("click", onClick);
+    document.removeEventListener("keydown", onKey);
     if (dialog.open) dialog.close();
   };
 }
