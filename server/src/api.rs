@@ -1,5 +1,6 @@
 //! The labs HTTP API: create and list labs (organizer), join with a code (observer), become the
-//! facilitator with the lab's key, rotate the join code, delete and export a lab (facilitator).
+//! facilitator with the lab's key, read a lab's summary, rotate the join code, end, delete and
+//! export a lab (facilitator).
 //!
 //! Every answer is JSON; every error is `{"error": "<what went wrong, in words>"}` with the
 //! fitting status. Credentials come as `Authorization: Bearer <token>` and never reach a log.
@@ -21,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::document::DocError;
-use crate::export::{self, ExportError, Format, Research, Table};
+use crate::export::{self, ExportError, Format, NoteCounts, Research, Table};
 use crate::labs::{Grant, Issued, Lab, LabError, Role};
 use crate::record::{self, Clock, RecordLab};
 use crate::{secrets, AppState};
@@ -44,7 +45,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/session", get(session))
         .route("/api/labs/{lab_id}/facilitate", post(facilitate))
         .route("/api/labs/{lab_id}/join-code", post(rotate_join_code))
-        .route("/api/labs/{lab_id}", axum::routing::delete(delete_lab))
+        .route("/api/labs/{lab_id}", get(get_lab).delete(delete_lab))
         .route("/api/labs/{lab_id}/export", get(export))
         .route("/api/labs/{lab_id}/end", post(end_lab))
         .route(
@@ -345,6 +346,14 @@ async fn create_lab(
     ))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum LabState {
+    Active,
+    Ended,
+}
+
+/// A lab as its home page lists it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LabSummary {
@@ -356,27 +365,99 @@ struct LabSummary {
     created_at: i64,
     /// When the lab ended (milliseconds since the epoch); `null` while it runs.
     ended_at: Option<i64>,
+    state: LabState,
+    /// How many devices ever joined the lab or signed in to it (distinct author ids).
+    phones: usize,
+    /// Notes on the board, hidden ones included; `null` if the board could not be read now.
+    notes: Option<usize>,
+    /// Of those, the ones the facilitator hid; `null` with `notes`.
+    hidden_notes: Option<usize>,
+    /// When the retention sweep deletes the lab (milliseconds since the epoch): its end plus
+    /// `--retention`; `null` while it runs or without a retention.
+    delete_at: Option<i64>,
 }
 
+/// The note counts of a lab's board; `None` (logged) if it cannot be read now, so that one
+/// unreadable board does not hide the others.
+async fn note_counts(app: &Arc<AppState>, lab: &Lab) -> Option<NoteCounts> {
+    let saved = match app.registry.read(lab.doc_id).await {
+        Ok(Some(saved)) => saved,
+        Ok(None) => {
+            tracing::warn!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, "a lab's board is not loaded or stored");
+            return None;
+        }
+        Err(err) => {
+            tracing::warn!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, error = %err, "could not read a lab's board to count its notes");
+            return None;
+        }
+    };
+    match tokio::task::spawn_blocking(move || NoteCounts::of_saved(&saved)).await {
+        Ok(Ok(counts)) => Some(counts),
+        Ok(Err(err)) => {
+            tracing::warn!(lab_id = %lab.lab_id, error = %err, "could not count a lab's notes");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(lab_id = %lab.lab_id, error = %err, "counting a lab's notes failed");
+            None
+        }
+    }
+}
+
+async fn summary(app: &Arc<AppState>, lab: Lab, phones: usize) -> LabSummary {
+    let counts = note_counts(app, &lab).await;
+    let retention_ms = app
+        .retention
+        .map(|r| i64::try_from(r.as_millis()).unwrap_or(i64::MAX));
+    let delete_at = lab
+        .ended_at
+        .zip(retention_ms)
+        .map(|(ended, keep)| ended.saturating_add(keep));
+    LabSummary {
+        state: if lab.ended_at.is_some() {
+            LabState::Ended
+        } else {
+            LabState::Active
+        },
+        phones,
+        notes: counts.map(|c| c.notes),
+        hidden_notes: counts.map(|c| c.hidden),
+        delete_at,
+        lab_id: lab.lab_id,
+        title: lab.title,
+        school: lab.school,
+        grade: lab.grade,
+        date: lab.date,
+        created_at: lab.created_at,
+        ended_at: lab.ended_at,
+    }
+}
+
+/// Every lab, newest first (organizer).
 async fn list_labs(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<LabSummary>>, ApiError> {
     require_organizer(&app, &headers)?;
     let labs = app.labs.list().await?;
-    Ok(Json(
-        labs.into_iter()
-            .map(|lab| LabSummary {
-                lab_id: lab.lab_id,
-                title: lab.title,
-                school: lab.school,
-                grade: lab.grade,
-                date: lab.date,
-                created_at: lab.created_at,
-                ended_at: lab.ended_at,
-            })
-            .collect(),
-    ))
+    let phones = app.labs.member_counts().await?;
+    let mut summaries = Vec::with_capacity(labs.len());
+    for lab in labs {
+        let count = phones.get(&lab.lab_id).copied().unwrap_or(0);
+        summaries.push(summary(&app, lab, count).await);
+    }
+    Ok(Json(summaries))
+}
+
+/// One lab's summary (its facilitator, or the organizer).
+async fn get_lab(
+    State(app): State<Arc<AppState>>,
+    Path(lab_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<LabSummary>, ApiError> {
+    let lab = require_facilitator(&app, &headers, &lab_id).await?;
+    let phones = app.labs.member_count(&lab.lab_id).await?;
+    Ok(Json(summary(&app, lab, phones).await))
 }
 
 #[derive(Debug, Serialize)]

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
+use crate::export::ExportError;
+
 /// How many picks each person has when the lab does not say (`lab.pickLimit` absent); the web
 /// client's default too.
 pub const DEFAULT_PICK_LIMIT: usize = 7;
@@ -252,6 +254,35 @@ impl Board {
             }
         }
         counts
+    }
+}
+
+/// How many notes a board holds, for the lab's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoteCounts {
+    /// Every note, hidden ones included.
+    pub notes: usize,
+    /// Notes the facilitator hid from the board.
+    pub hidden: usize,
+}
+
+impl NoteCounts {
+    /// Counts the notes of the board saved in `bytes`, reading as leniently as the export:
+    /// an entry of `notes` that is not a map is no note.
+    pub fn of_saved(bytes: &[u8]) -> Result<Self, ExportError> {
+        let doc = crate::ingest::contained(|| Automerge::load(bytes))
+            .map_err(ExportError::Load)?
+            .map_err(|err| ExportError::Load(err.to_string()))?;
+        Ok(Self::of(&doc))
+    }
+
+    pub fn of(doc: &Automerge) -> Self {
+        let r = Reader(doc);
+        let notes = r.entries(&ROOT, "notes");
+        Self {
+            hidden: notes.iter().filter(|(_, n)| r.bool(n, "hidden")).count(),
+            notes: notes.len(),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::boardread::{Agreement, Board, NextStep, Note, Timeout};
 use crate::labs::Role;
 
-pub use crate::boardread::DEFAULT_PICK_LIMIT;
+pub use crate::boardread::{NoteCounts, DEFAULT_PICK_LIMIT};
 
 /// Hex digits of the hash in a note, time-out or agreement id: 40 bits, so that two items of
 /// one lab get the same id with a chance of about one in a million even with 1,000 notes.
@@ -773,5 +773,36 @@ mod tests {
         assert_ne!(first.id, stable_id("N", "lab2", "n1"));
         let csv = research.csv(Table::Notes);
         assert!(!csv.contains("Qwertyna") && !csv.contains("Zed"), "{csv}");
+    }
+
+    #[test]
+    fn notes_are_counted_leniently_hidden_ones_too() {
+        let mut doc = new_board(&LabInfo::default(), ActorId::random());
+        assert_eq!(NoteCounts::of(&doc), NoteCounts::default());
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let notes = tx.get(ROOT, "notes")?.unwrap().1;
+            for (id, hidden) in [("n1", None), ("n2", Some(true)), ("n3", Some(false))] {
+                let note = tx.put_object(&notes, id, ObjType::Map)?;
+                tx.put(&note, "text", "counted")?;
+                if let Some(hidden) = hidden {
+                    tx.put(&note, "hidden", hidden)?;
+                }
+            }
+            // Not a note: a string where a map belongs, and a map whose `hidden` is no bool.
+            tx.put(&notes, "junk", "not a map")?;
+            let odd = tx.put_object(&notes, "n4", ObjType::Map)?;
+            tx.put(&odd, "hidden", "yes")?;
+            Ok(())
+        })
+        .unwrap();
+        let counts = NoteCounts::of_saved(&doc.save()).unwrap();
+        assert_eq!(
+            counts,
+            NoteCounts {
+                notes: 4,
+                hidden: 1
+            }
+        );
+        assert!(NoteCounts::of_saved(b"not a board").is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! Labs and who may reach them: lab records, join codes, facilitator keys and access tokens,
-//! kept in the server's SQLite file (tables `labs` and `tokens`).
+//! kept in the server's SQLite file (tables `labs`, `tokens` and `members`).
 //!
 //! A token is granted by joining with a code (observer) or by presenting the facilitator key
 //! (facilitator). It names one lab and one role, expires, and is stored only as a hash.
@@ -283,6 +283,8 @@ impl LabStore {
                 row.author_id,
                 row.expires_at
             ])?;
+            tx.prepare_cached("INSERT OR IGNORE INTO members (lab_id, author_id) VALUES (?1, ?2)")?
+                .execute(params![row.lab_id, row.author_id])?;
             tx.commit()?;
             Ok(())
         })
@@ -350,6 +352,37 @@ impl LabStore {
                 }
             }
             Ok(roles)
+        })
+        .await
+    }
+
+    /// How many devices (distinct author ids) were ever granted a token for each lab that has
+    /// any, by lab id. Unlike tokens, this survives the sweep of expired tokens.
+    pub async fn member_counts(&self) -> Result<HashMap<String, usize>, LabError> {
+        self.with(|conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT lab_id, COUNT(*) FROM members GROUP BY lab_id")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let mut counts = HashMap::new();
+            for row in rows {
+                let (lab_id, count) = row?;
+                counts.insert(lab_id, usize::try_from(count).unwrap_or(0));
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    /// How many devices (distinct author ids) were ever granted a token for the lab.
+    pub async fn member_count(&self, lab_id: &str) -> Result<usize, LabError> {
+        let lab_id = lab_id.to_owned();
+        self.with(move |conn| {
+            let count: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM members WHERE lab_id = ?1")?
+                .query_row(params![lab_id], |row| row.get(0))?;
+            Ok(usize::try_from(count).unwrap_or(0))
         })
         .await
     }
@@ -425,12 +458,14 @@ impl LabStore {
         .await
     }
 
-    /// Removes the lab and every token of it. Returns false if there was no such lab.
+    /// Removes the lab, every token of it and the record of who joined it. Returns false if
+    /// there was no such lab.
     pub async fn delete(&self, lab_id: &str) -> Result<bool, LabError> {
         let lab_id = lab_id.to_owned();
         self.with(move |conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM tokens WHERE lab_id = ?1", params![lab_id])?;
+            tx.execute("DELETE FROM members WHERE lab_id = ?1", params![lab_id])?;
             let removed = tx.execute("DELETE FROM labs WHERE lab_id = ?1", params![lab_id])?;
             tx.commit()?;
             Ok(removed > 0)
@@ -549,5 +584,37 @@ mod tests {
             .await
             .unwrap();
         assert!(labs.grant(&issued.token).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn members_are_counted_by_device_and_outlive_their_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let labs = store(dir.path(), Duration::ZERO).await;
+        let a = lab(&labs, "key-a").await;
+        let b = lab(&labs, "key-b").await;
+        for (role, author) in [
+            (Role::Facilitator, "a-f"),
+            (Role::Observer, "a-ana"),
+            (Role::Observer, "a-ana"),
+            (Role::Observer, "a-bo"),
+        ] {
+            labs.issue(&a, role, "x".into(), author.into())
+                .await
+                .unwrap();
+        }
+        labs.issue(&b, Role::Observer, "x".into(), "a-ana".into())
+            .await
+            .unwrap();
+        // Every token has expired and all but the last were swept by the next issue.
+        assert_eq!(labs.author_roles(&a.lab_id).await.unwrap().len(), 0);
+        assert_eq!(labs.member_count(&a.lab_id).await.unwrap(), 3);
+        assert_eq!(labs.member_count(&b.lab_id).await.unwrap(), 1);
+        let counts = labs.member_counts().await.unwrap();
+        assert_eq!(counts.get(&a.lab_id), Some(&3));
+        assert_eq!(counts.get(&b.lab_id), Some(&1));
+
+        assert!(labs.delete(&a.lab_id).await.unwrap());
+        assert_eq!(labs.member_count(&a.lab_id).await.unwrap(), 0);
+        assert_eq!(labs.member_counts().await.unwrap().get(&a.lab_id), None);
     }
 }

@@ -109,6 +109,9 @@ pub struct AppState {
     pub server_peer: PeerId,
     pub storage_id: String,
     pub settings: ConnSettings,
+    /// How long an ended lab is kept before the sweep deletes it (`--retention`); `None` keeps
+    /// it until someone deletes it.
+    pub retention: Option<Duration>,
     pub stop: CancellationToken,
     tracker: TaskTracker,
     next_conn: AtomicU64,
@@ -179,6 +182,7 @@ pub async fn run(
             peer_timeout: config.peer_timeout,
             handshake_timeout: config.handshake_timeout,
         },
+        retention: config.retention,
         stop: shutdown.child_token(),
         tracker: tracker.clone(),
         next_conn: AtomicU64::new(1),

@@ -29,6 +29,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(app_page))
         .route("/new", get(app_page))
+        .route("/labs", get(app_page))
         .route("/j/{code}", get(app_page))
         .route("/lab/{lab_id}", get(app_page))
         .route("/lab/{lab_id}/board", get(app_page))

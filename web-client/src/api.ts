@@ -75,6 +75,26 @@ export interface Session {
   joinUrl?: string;
 }
 
+/** A lab as `GET /api/labs` and `GET /api/labs/{labId}` summarise it. */
+export interface LabSummary {
+  labId: string;
+  title: string;
+  school: string;
+  grade: string;
+  /** `YYYY-MM-DD`, or "" when not given. */
+  date: string;
+  createdAt: number;
+  endedAt: number | null;
+  state: "active" | "ended";
+  /** Devices that ever joined the lab or signed in to it. */
+  phones: number;
+  /** Notes on the board, hidden ones included; null when the board could not be read. */
+  notes: number | null;
+  hiddenNotes: number | null;
+  /** When the server deletes the lab (ms since the epoch); null while it runs or without retention. */
+  deleteAt: number | null;
+}
+
 export const api = {
   /** `deviceKey`: this device's secret, so the server gives it the same author id every time. */
   join: (code: string, name: string, deviceKey: string) =>
@@ -88,6 +108,11 @@ export const api = {
   endLab: (labId: string, token: string) =>
     call<{ labId: string; endedAt: number }>("POST", `/api/labs/${encodeURIComponent(labId)}/end`, undefined, token),
   session: (token: string) => call<Session>("GET", "/api/session", undefined, token),
+  /** Every lab on the server (organizer token). */
+  listLabs: (organizer: string) => call<LabSummary[]>("GET", "/api/labs", undefined, organizer),
+  /** One lab (its facilitator token, or the organizer token). */
+  getLab: (labId: string, token: string) => call<LabSummary>("GET", `/api/labs/${encodeURIComponent(labId)}`, undefined, token),
+  deleteLab: (labId: string, token: string) => call<void>("DELETE", `/api/labs/${encodeURIComponent(labId)}`, undefined, token),
 };
 
 /**

@@ -1,5 +1,6 @@
 // Labboard's web client: routes on `location.pathname`, navigates with the History API.
-// The join and new-lab pages are in this chunk; the lab pages (and Automerge) load on demand.
+// The join and new-lab pages are in this chunk; the labs home page and the lab pages (with
+// Automerge) load on demand.
 
 import "./styles.css";
 import wasmUrl from "@automerge/automerge/automerge.wasm?url";
@@ -51,6 +52,14 @@ async function render(): Promise<void> {
       case "new":
         mountNewLab(ctx);
         return;
+      case "labs": {
+        const { mountLabs } = await import("./pages/labs");
+        if (!isAlive()) return;
+        const done = mountLabs(ctx, isAlive);
+        if (isAlive()) cleanup = done;
+        else done();
+        return;
+      }
       case "observer": {
         preloadWasm();
         const { mountObserver } = await import("./pages/observer");

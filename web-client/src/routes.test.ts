@@ -6,6 +6,8 @@ describe("parseRoute", () => {
     expect(parseRoute("/")).toEqual({ page: "join" });
     expect(parseRoute("/j/WM6C9X")).toEqual({ page: "join", code: "WM6C9X" });
     expect(parseRoute("/new")).toEqual({ page: "new" });
+    expect(parseRoute("/labs")).toEqual({ page: "labs" });
+    expect(parseRoute("/labs/")).toEqual({ page: "labs" });
     expect(parseRoute("/lab/3vonzeprz5c5")).toEqual({ page: "observer", labId: "3vonzeprz5c5" });
     expect(parseRoute("/lab/3vonzeprz5c5/board")).toEqual({ page: "board", labId: "3vonzeprz5c5" });
   });
@@ -17,7 +19,7 @@ describe("parseRoute", () => {
   });
 
   it("refuses anything else", () => {
-    for (const p of ["/lab", "/lab/ABC!", "/lab/abc/other", "/j", "/j/a/b", "/assets/x.js", "/%E0%A4%A", "/new/x"]) {
+    for (const p of ["/lab", "/lab/ABC!", "/lab/abc/other", "/j", "/j/a/b", "/assets/x.js", "/%E0%A4%A", "/new/x", "/labs/x"]) {
       expect(parseRoute(p), p).toEqual({ page: "not-found" });
     }
   });

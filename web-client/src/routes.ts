@@ -4,6 +4,7 @@
 export type Route =
   | { page: "join"; code?: string }
   | { page: "new" }
+  | { page: "labs" }
   | { page: "observer"; labId: string }
   | { page: "board"; labId: string }
   | { page: "record"; labId: string }
@@ -24,6 +25,7 @@ export function parseRoute(pathname: string): Route {
   const [first, second, third] = parts;
   if (first === "j" && parts.length === 2) return { page: "join", code: second };
   if (first === "new" && parts.length === 1) return { page: "new" };
+  if (first === "labs" && parts.length === 1) return { page: "labs" };
   if (first === "lab" && second !== undefined && LAB_ID.test(second)) {
     if (parts.length === 2) return { page: "observer", labId: second };
     if (parts.length === 3 && third === "board") return { page: "board", labId: second };
@@ -38,6 +40,8 @@ export function pathFor(route: Route): string {
       return route.code ? `/j/${encodeURIComponent(route.code)}` : "/";
     case "new":
       return "/new";
+    case "labs":
+      return "/labs";
     case "observer":
       return `/lab/${encodeURIComponent(route.labId)}`;
     case "board":

@@ -23,6 +23,15 @@ const access = (over: Partial<AccessResponse> = {}): AccessResponse => ({
 });
 
 describe("store", () => {
+  it("forgets a deleted lab and nothing else", () => {
+    const s = new Store(memory());
+    s.saveAccess(access({ labId: "a" }));
+    s.saveAccess(access({ labId: "b" }));
+    s.forgetLab("a");
+    s.forgetLab("missing");
+    expect(s.recentLabs().map((l) => l.labId)).toEqual(["b"]);
+  });
+
   it("keeps a stable device id", () => {
     const kv = memory();
     const id = new Store(kv).deviceId();

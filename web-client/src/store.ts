@@ -176,6 +176,13 @@ export class Store {
     this.putLab(access);
     return access;
   }
+  /** Forgets a lab altogether (it was deleted). */
+  forgetLab(labId: string): void {
+    const all = this.labs();
+    if (!(labId in all)) return;
+    delete all[labId];
+    this.#kv.setItem(K.labs, JSON.stringify(all));
+  }
   /** Forgets a lab's token (the server refused it), keeping the rest for re-joining. */
   dropToken(labId: string): void {
     const lab = this.lab(labId);

@@ -28,7 +28,7 @@ const MAX_BATCH: usize = 512;
 
 /// Schema migrations; the database's `PRAGMA user_version` is how many have run. Tables of
 /// every part of the server live here, so one file and one version describe the database.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     // 1: documents.
     "
 CREATE TABLE IF NOT EXISTS meta (
@@ -79,6 +79,16 @@ UPDATE tokens SET author_id = 'a' || lower(hex(substr(token_hash, 1, 12)));
     // 4: when a lab was ended (milliseconds since the epoch); NULL while it runs.
     "
 ALTER TABLE labs ADD COLUMN ended_at INTEGER;
+",
+    // 5: every device (author id) ever granted a token for a lab, kept after its tokens are
+    // swept, so the lab can say how many phones joined it. Filled from the tokens still stored.
+    "
+CREATE TABLE IF NOT EXISTS members (
+    lab_id    TEXT NOT NULL REFERENCES labs(lab_id) ON DELETE CASCADE,
+    author_id TEXT NOT NULL,
+    PRIMARY KEY (lab_id, author_id)
+) STRICT;
+INSERT OR IGNORE INTO members (lab_id, author_id) SELECT lab_id, author_id FROM tokens;
 ",
 ];
 

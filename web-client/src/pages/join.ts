@@ -231,6 +231,9 @@ export function mountJoin(ctx: PageContext, code?: string): void {
         { class: "card stack facilitator" },
         h("h2", { class: "card-title" }, "Facilitators"),
         h("a", { href: "/new", class: "btn btn-block", testid: "facilitator-link" }, "I'm the facilitator"),
+        store.organizerToken() || store.recentLabs().some((l) => l.role === "facilitator")
+          ? h("a", { href: "/labs", class: "btn btn-block", testid: "home-link" }, "Your labs")
+          : null,
         h(
           "p",
           { class: "hint" },

@@ -104,6 +104,7 @@ export function mountNewLab(ctx: PageContext): void {
       main,
       h("header", { class: "brand" }, h("h1", {}, "Create a lab"), h("p", { class: "tagline" }, "You get a join code for the observers and a board for the projector.")),
       form,
+      h("a", { href: "/labs", class: "btn btn-block", testid: "home-link" }, "Your labs"),
       mine.length > 0
         ? h(
             "section",
@@ -166,6 +167,7 @@ export function mountNewLab(ctx: PageContext): void {
       signInProblem ? h("p", { class: "error", role: "alert" }, `Could not sign you in automatically (${signInProblem}). Use the key on the start page.`) : null,
       h("a", { href: `/lab/${created.labId}/board`, class: "btn btn-primary btn-block", testid: "new-board-link" }, "Open the projector board"),
       h("a", { href: `/lab/${created.labId}`, class: "btn btn-block" }, "Open the observer page"),
+      h("a", { href: "/labs", class: "btn btn-block" }, "Your labs"),
       (() => {
         const again = h("button", { type: "button", class: "btn-text" }, "Create another lab");
         again.addEventListener("click", showForm);
