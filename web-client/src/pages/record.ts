@@ -113,6 +113,11 @@ const BAR_STYLE = `
 .record-bar button.primary { background: #fff; color: #16181d; }
 .record-bar a:focus-visible, .record-bar button:focus-visible { outline: 3px solid #ffd54a; outline-offset: 2px; }
 .record-message { max-width: 40rem; margin: 3rem auto; padding: 0 1.5rem; font: 1.1rem/1.5 system-ui, sans-serif; }
+@media (max-width: 30rem) {
+  .record-bar { position: static; gap: .4rem; padding: .5rem .6rem; font-size: .95rem; }
+  .record-bar a, .record-bar button { padding: .5rem .65rem; }
+  .record-bar .spacer { display: none; }
+}
 @media print { .record-bar { display: none !important; } }
 `;
 
