@@ -283,8 +283,13 @@ impl LabStore {
                 row.author_id,
                 row.expires_at
             ])?;
-            tx.prepare_cached("INSERT OR IGNORE INTO members (lab_id, author_id) VALUES (?1, ?2)")?
-                .execute(params![row.lab_id, row.author_id])?;
+            // A device that ever signed in as facilitator stays one in the lab's record.
+            tx.prepare_cached(
+                "INSERT INTO members (lab_id, author_id, role) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (lab_id, author_id) DO UPDATE SET role = CASE
+                     WHEN excluded.role = 'facilitator' THEN 'facilitator' ELSE members.role END",
+            )?
+            .execute(params![row.lab_id, row.author_id, row.role.as_str()])?;
             tx.commit()?;
             Ok(())
         })
@@ -329,15 +334,14 @@ impl LabStore {
         .await
     }
 
-    /// The role each author id of the lab was granted, from the tokens still stored (expired
-    /// ones are swept when new ones are issued, so an author may be missing): facilitator if any
-    /// facilitator token granted it.
+    /// The role each author id of the lab was granted, kept after its tokens are swept:
+    /// facilitator if a facilitator token ever granted it.
     pub async fn author_roles(&self, lab_id: &str) -> Result<HashMap<String, Role>, LabError> {
         let lab_id = lab_id.to_owned();
         self.with(move |conn| {
             let mut roles = HashMap::new();
             let mut statement =
-                conn.prepare_cached("SELECT author_id, role FROM tokens WHERE lab_id = ?1")?;
+                conn.prepare_cached("SELECT author_id, role FROM members WHERE lab_id = ?1")?;
             let rows = statement.query_map(params![lab_id], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })?;
@@ -605,8 +609,28 @@ mod tests {
         labs.issue(&b, Role::Observer, "x".into(), "a-ana".into())
             .await
             .unwrap();
-        // Every token has expired and all but the last were swept by the next issue.
-        assert_eq!(labs.author_roles(&a.lab_id).await.unwrap().len(), 0);
+        // Every token has expired and all but the last were swept by the next issue; who
+        // wrote as what stays known.
+        let roles = labs.author_roles(&a.lab_id).await.unwrap();
+        assert_eq!(
+            roles,
+            HashMap::from([
+                ("a-f".to_owned(), Role::Facilitator),
+                ("a-ana".to_owned(), Role::Observer),
+                ("a-bo".to_owned(), Role::Observer),
+            ])
+        );
+        // An observer's device that signs in as facilitator is a facilitator from then on.
+        labs.issue(&a, Role::Facilitator, "x".into(), "a-bo".into())
+            .await
+            .unwrap();
+        labs.issue(&a, Role::Observer, "x".into(), "a-bo".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            labs.author_roles(&a.lab_id).await.unwrap().get("a-bo"),
+            Some(&Role::Facilitator)
+        );
         assert_eq!(labs.member_count(&a.lab_id).await.unwrap(), 3);
         assert_eq!(labs.member_count(&b.lab_id).await.unwrap(), 1);
         let counts = labs.member_counts().await.unwrap();

@@ -1,5 +1,5 @@
 // Ending a lab: a phone holds one note it wrote offline, the facilitator ends the lab from the
-// board (after a confirmation), and when the phone is back online it says the lab has ended and
+// board (after a question on the page; Cancel keeps it running), and when the phone is back online it says the lab has ended and
 // that 1 note was not sent, with no composer; a phone that learns it only when it opens (from
 // /api/session) says so too; the board shows "Lab ended" without its End lab control. axe on both.
 
@@ -44,11 +44,17 @@ test("an ended lab is read-only on the phones and the board, and unsent notes ar
   // The facilitator ends the lab, confirming first.
   const endButton = board.locator(sel("end-lab"));
   await waitVisible(endButton, true, "the End lab control");
-  board.once("dialog", (dialog) => {
-    assert.match(dialog.message(), /End this lab\?/);
-    void dialog.accept();
-  });
   await endButton.click();
+  const dialog = board.locator(sel("end-dialog"));
+  await waitVisible(dialog, true, "the question before ending");
+  assert.match(await text(dialog), /End this lab\?/);
+  await audit(board, "the board asking before it ends the lab");
+  // Cancel keeps the lab running.
+  await board.locator(sel("end-dialog-cancel")).click();
+  await waitVisible(dialog, false, "no question after Cancel");
+  assert.equal(await board.locator(sel("board-ended")).isVisible(), false, "the lab still runs");
+  await endButton.click();
+  await board.locator(sel("end-dialog-confirm")).click();
   await waitVisible(board.locator(sel("board-ended")), true, "Lab ended on the board");
   assert.equal(await text(board.locator(sel("board-ended"))), "Lab ended");
   await waitVisible(endButton, false, "no End lab control once ended");
@@ -59,6 +65,8 @@ test("an ended lab is read-only on the phones and the board, and unsent notes ar
   await waitVisible(phone.locator(sel("lab-ended")), true, "the phone says the lab has ended");
   assert.match(await text(phone.locator(sel("lab-ended"))), /This lab has ended/);
   await waitVisible(phone.locator(sel("not-sent")), true, "the count of notes not sent");
+  await waitAttr(phone, "connection", "data-state", "ended");
+  assert.equal(await text(phone.locator(sel("connection"))), "Lab ended", "the top bar says ended, not offline");
   assert.equal(await text(phone.locator(sel("not-sent"))), "1 note was not sent. It stays on this phone.");
   await waitVisible(phone.locator(sel("composer")), false, "no composer once ended");
   assert.equal(await phone.locator(sel("note-edit")).filter({ visible: true }).count(), 0, "no Edit once ended");

@@ -124,8 +124,8 @@ test("the record of a whole lab: on screen, downloaded, and printed to PDF on Le
   for (const [, category, body] of LESSON_2) await waitCount(boardNote(board, category, body), 1, `"${body}" on the board`);
 
   // The facilitator ends the lab and opens the record from the board.
-  board.once("dialog", (dialog) => void dialog.accept());
   await board.locator(sel("end-lab")).click();
+  await board.locator(sel("end-dialog-confirm")).click();
   await waitVisible(board.locator(sel("board-ended")), true, "Lab ended on the board");
   const recordLink = board.locator(sel("record-link"));
   await waitVisible(recordLink, true, "the Record link on the board");
@@ -180,7 +180,7 @@ test("the record of a whole lab: on screen, downloaded, and printed to PDF on Le
     const barDisplay = await record.evaluate(() => { const bar = document.querySelector(".record-bar"); return bar ? [getComputedStyle(bar).display, matchMedia("print").matches, [...document.querySelectorAll("style")].map((s) => `${s.dataset.record}:${s.disabled}:${s.textContent.length}`).join(" ")] : "none"; });
     assert.equal(await record.locator(sel("record-print")).isVisible(), false, `no controls in print (${format}): ${JSON.stringify(barDisplay)}`);
     assert.deepEqual(await splitWordsInPrint(record), [], `no word split across lines in the ${format} print layout`);
-    const pdf = await record.pdf({ format, path: path.join(shots, `record-${format}.pdf`) });
+    const pdf = await record.pdf({ format });
     const pages = await pdfLines(pdf);
     assert.ok(pages.length >= 2, `the ${format} record has its pages (${pages.length})`);
     for (const body of allTexts()) {

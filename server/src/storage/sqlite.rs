@@ -80,15 +80,20 @@ UPDATE tokens SET author_id = 'a' || lower(hex(substr(token_hash, 1, 12)));
     "
 ALTER TABLE labs ADD COLUMN ended_at INTEGER;
 ",
-    // 5: every device (author id) ever granted a token for a lab, kept after its tokens are
-    // swept, so the lab can say how many phones joined it. Filled from the tokens still stored.
+    // 5: every device (author id) ever granted a token for a lab, with its role (facilitator
+    // once it ever signed in as one), kept after its tokens are swept, so the lab can say how
+    // many phones joined it and the export each author's role. Filled from the tokens stored.
     "
 CREATE TABLE IF NOT EXISTS members (
     lab_id    TEXT NOT NULL REFERENCES labs(lab_id) ON DELETE CASCADE,
     author_id TEXT NOT NULL,
+    role      TEXT NOT NULL,
     PRIMARY KEY (lab_id, author_id)
 ) STRICT;
-INSERT OR IGNORE INTO members (lab_id, author_id) SELECT lab_id, author_id FROM tokens;
+INSERT OR IGNORE INTO members (lab_id, author_id, role)
+    SELECT lab_id, author_id,
+           CASE WHEN SUM(role = 'facilitator') > 0 THEN 'facilitator' ELSE 'observer' END
+    FROM tokens GROUP BY lab_id, author_id;
 ",
 ];
 

@@ -35,6 +35,7 @@ import { replayBar, type ReplayMark } from "../board/replaybar";
 import { boardAt, momentAt, moments, span, type Moment } from "../replay";
 import { removeUndo, showUndo } from "../views/undo";
 import { timeoutBanner } from "../views/timeout";
+import { confirmDialog } from "../views/confirm";
 
 /** How often a playing replay moves on (wall-clock ms); each step advances by the speed. */
 const REPLAY_TICK_MS = 200;
@@ -121,17 +122,28 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   const status = h("p", { class: "board-status", role: "status", hidden: true });
   const endedNote = h("p", { class: "board-ended", testid: "board-ended", role: "status", hidden: true }, "Lab ended");
   const endButton = h("button", { type: "button", class: "btn btn-small", testid: "end-lab", hidden: true }, "End lab");
-  endButton.addEventListener("click", async () => {
+  const endDialog = confirmDialog("end-dialog");
+  endButton.addEventListener("click", () => {
     const conn = lab?.conn;
     const token = store.lab(labId)?.token;
     if (!conn || !token) return;
-    if (!confirm("End this lab? The board becomes read-only for everyone and the join code stops working. This cannot be undone.")) return;
-    try {
-      const res = await api.endLab(labId, token);
-      conn.markEnded(res.endedAt);
-    } catch (e) {
-      showStatus(apiErrorText(e));
-    }
+    endDialog.ask({
+      title: "End this lab?",
+      text: [
+        "Nobody can add or change anything on the board afterwards, and the join code stops working. Phones say the lab has ended. The board can still be read, printed as the record and exported.",
+        "Ending a lab is for good.",
+      ],
+      confirm: "End the lab",
+      danger: false,
+      run: async () => {
+        try {
+          const res = await api.endLab(labId, token);
+          conn.markEnded(res.endedAt);
+        } catch (e) {
+          throw new Error(apiErrorText(e));
+        }
+      },
+    });
   });
   const recordLink = h("a", { class: "btn btn-small", testid: "record-link", href: `/lab/${encodeURIComponent(labId)}/record`, hidden: true }, "Record");
   const showStatus = (message: string | undefined) => {
@@ -352,6 +364,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     focus.el,
     settings.el,
     phaseSettings.el,
+    endDialog.element,
   );
   replace(ctx.root, board);
 

@@ -10,6 +10,7 @@ import { EXPORTS, chooseListing, deleteText, detailsParts, notesText, plural, st
 import type { PageContext } from "../main";
 import { organizerFromHash } from "../routes";
 import { store, type LabAccess } from "../store";
+import { confirmDialog } from "../views/confirm";
 
 /** One lab as the page shows it: its summary and the token its actions use, or why not. */
 type Entry =
@@ -75,49 +76,10 @@ export function mountLabs(ctx: PageContext, isAlive: () => boolean): () => void 
   );
 
   // The confirmation dialog of End and Delete, one for the page.
-  const dialogTitle = h("h2", { id: "labs-dialog-title", class: "card-title" });
-  const dialogText = h("div", { class: "stack", id: "labs-dialog-text" });
-  const dialogError = h("p", { class: "error", role: "alert", testid: "labs-dialog-error", hidden: true });
-  const dialogConfirm = h("button", { type: "button", class: "btn", testid: "labs-dialog-confirm" });
-  const dialogCancel = h("button", { type: "button", class: "btn", testid: "labs-dialog-cancel" }, "Cancel");
-  const dialog = h(
-    "dialog",
-    { class: "home-dialog", testid: "labs-dialog", "aria-labelledby": "labs-dialog-title", "aria-describedby": "labs-dialog-text" },
-    h("div", { class: "stack" }, dialogTitle, dialogText, dialogError, h("div", { class: "home-dialog-actions" }, dialogCancel, dialogConfirm)),
-  );
-  let onConfirm: (() => Promise<void>) | undefined;
-  dialogCancel.addEventListener("click", () => dialog.close());
-  dialogConfirm.addEventListener("click", async () => {
-    if (!onConfirm) return;
-    const label = dialogConfirm.textContent ?? "";
-    dialogConfirm.disabled = true;
-    dialogCancel.disabled = true;
-    dialogError.hidden = true;
-    dialogConfirm.textContent = "Working…";
-    try {
-      await onConfirm();
-      dialog.close();
-    } catch (e) {
-      dialogError.textContent = e instanceof Error ? e.message : String(e);
-      dialogError.hidden = false;
-      dialogConfirm.textContent = label;
-    } finally {
-      dialogConfirm.disabled = false;
-      dialogCancel.disabled = false;
-    }
-  });
-  const ask = (opts: { title: string; text: string[]; confirm: string; danger: boolean; run: () => Promise<void> }) => {
-    dialogTitle.textContent = opts.title;
-    replace(dialogText, ...opts.text.map((t) => h("p", {}, t)));
-    dialogConfirm.textContent = opts.confirm;
-    dialogConfirm.className = opts.danger ? "btn btn-danger" : "btn btn-primary";
-    dialogError.hidden = true;
-    onConfirm = opts.run;
-    dialog.showModal();
-    dialogCancel.focus();
-  };
+  const dialog = confirmDialog("labs-dialog");
+  const ask = dialog.ask;
 
-  replace(ctx.root, main, dialog);
+  replace(ctx.root, main, dialog.element);
 
   /** Why an action failed, in words for the facilitator. */
   const actionError = (e: unknown): Error => {
@@ -348,7 +310,7 @@ export function mountLabs(ctx: PageContext, isAlive: () => boolean): () => void 
   };
   const onClick = (e: MouseEvent) => closeMenus((e.target as Element | null)?.closest?.("details.home-export"));
   const onKey = (e: KeyboardEvent) => {
-    if (e.key !== "Escape" || dialog.open) return;
+    if (e.key !== "Escape" || dialog.element.open) return;
     const open = main.querySelector<HTMLDetailsElement>("details.home-export[open]");
     if (!open) return;
     open.open = false;
@@ -362,6 +324,6 @@ export function mountLabs(ctx: PageContext, isAlive: () => boolean): () => void 
     loading++;
     document.removeEventListener("click", onClick);
     document.removeEventListener("keydown", onKey);
-    if (dialog.open) dialog.close();
+    if (dialog.element.open) dialog.element.close();
   };
 }

@@ -210,7 +210,7 @@ class PhonePage {
     const doc = conn.doc();
     const waiting = conn.waiting();
     const model = readBoard(doc);
-    this.#topbar.render({ title: model.lab.title, online, browserOnline: navigator.onLine, waiting: waiting.size });
+    this.#topbar.render({ title: model.lab.title, online, browserOnline: navigator.onLine, waiting: waiting.size, ended: conn.ended });
     if (model.lab.title) document.title = `${model.lab.title} · Labboard`;
     const ended = conn.ended;
     this.#ended.hidden = !ended;

@@ -9,6 +9,8 @@ export interface TopbarState {
   /** The browser says it has a network (so "reconnecting" rather than plain "Offline"). */
   browserOnline: boolean;
   waiting: number;
+  /** The lab has ended: nothing more goes to the server, online or not. */
+  ended?: boolean;
 }
 
 export class Topbar {
@@ -28,11 +30,22 @@ export class Topbar {
 
   render(state: TopbarState): void {
     if (state.title) setText(this.#title, state.title);
-    setAttr(this.#connection, "data-state", state.online ? "online" : "offline");
-    setText(this.#connection, state.online ? "Online" : state.browserOnline ? "Offline · reconnecting" : "Offline");
+    setAttr(this.#connection, "data-state", connectionState(state));
+    setText(this.#connection, connectionText(state));
     setText(this.#pendingCount, String(state.waiting));
     setAttr(this.#pending, "data-count", String(state.waiting));
   }
+}
+
+/** The top bar's connection chip: `ended` once the lab has ended, whatever the network does. */
+export function connectionState(state: Pick<TopbarState, "online" | "ended">): "online" | "offline" | "ended" {
+  if (state.ended) return "ended";
+  return state.online ? "online" : "offline";
+}
+
+export function connectionText(state: Pick<TopbarState, "online" | "browserOnline" | "ended">): string {
+  if (state.ended) return "Lab ended";
+  return state.online ? "Online" : state.browserOnline ? "Offline · reconnecting" : "Offline";
 }
 
 /** The line under Send: what happened to my notes. */
