@@ -3,7 +3,7 @@
 // change with a known time; the timers keep running) and one calls a time-out. The facilitator
 // opens Replay: the slider starts at the lesson's start, marks the lesson start and the time-out,
 // and at an early moment shows only the early note; every editing control is gone; a note posted
-// during the replay is not shown; playing at 600× reaches the live board, which has that note.
+// during the replay is not shown but lengthens the slider; playing at 600× reaches the live board, which has that note.
 // The same at 1180x820 by touch. axe on each state. Screenshots `board-replay.png` and
 // `board-replay-tablet.png` go to a temp dir unless LABBOARD_SCREENSHOT_DIR names one.
 
@@ -104,6 +104,9 @@ test("replay: the board at an early moment, marks, no editing, and play back to 
   await postNote(ben, "wonderings", "Arrives during replay");
   await poll("the phone's note stored", () => ben.locator(`${sel("feed-note")}[data-status="synced"]`).count(), (n) => n >= 3);
   assert.deepEqual(await shownNotes(board), ["Early: counted on fingers", "Middle: drew two ten frames"]);
+  // The slider grows to reach it (its clock is ahead of the board's, so it counts at the board's now).
+  await poll("the slider reaches the new note", () => slider.getAttribute("max"), (v) => v === String((start + 45 * MINUTE) / 1000));
+  assert.deepEqual(await shownNotes(board), ["Early: counted on fingers", "Middle: drew two ten frames"], "the moment shown stays");
 
   // Play at 600× from just after the time-out: the notes arrive in order, then the live board.
   await seek(board, start + 27 * MINUTE);

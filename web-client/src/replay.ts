@@ -52,6 +52,11 @@ function timedChanges(doc: A.Doc<unknown>, nowSeconds: number): Timed[] {
   return out.sort((a, b) => a.time - b.time || a.index - b.index);
 }
 
+/** A key of the document's heads: it changes whenever the document does. */
+export function headsKey(doc: A.Doc<unknown>): string {
+  return A.getHeads(doc).join(",");
+}
+
 /** The lab's moments: one per change, in replay order, with the heads after it. */
 export function moments(doc: A.Doc<unknown>, nowSeconds = Math.floor(Date.now() / 1000)): Moment[] {
   const heads = new Set<string>();

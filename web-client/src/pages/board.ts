@@ -32,7 +32,7 @@ import { phaseBar } from "../board/phasebar";
 import { timelineView } from "../board/timeline";
 import type { BoardFilter, BoardView, ViewContext, Writer } from "../board/view";
 import { replayBar, type ReplayMark } from "../board/replaybar";
-import { boardAt, momentAt, moments, span, type Moment } from "../replay";
+import { boardAt, headsKey, momentAt, moments, span, type Moment } from "../replay";
 import { removeUndo, showUndo } from "../views/undo";
 import { timeoutBanner } from "../views/timeout";
 import { confirmDialog } from "../views/confirm";
@@ -63,7 +63,20 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
    * (views see no role; writes are refused), and live changes keep arriving into the document
    * unseen until "Back to live".
    */
-  let replay: { all: Moment[]; start: number; end: number; t: number; playing: boolean; speed: number; last: number; timer?: ReturnType<typeof setInterval> } | undefined;
+  let replay:
+    | {
+        all: Moment[];
+        /** The live document's heads when `all` was computed. */
+        heads: string;
+        start: number;
+        end: number;
+        t: number;
+        playing: boolean;
+        speed: number;
+        last: number;
+        timer?: ReturnType<typeof setInterval>;
+      }
+    | undefined;
   /** The replayed moment's document, kept while its heads are shown. */
   let shown: { heads: string; doc: unknown } | undefined;
   // Once the lab has ended the board is read-only too: its editing tools go, the facilitator's too.
@@ -281,7 +294,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     removeUndo();
     settings.close();
     phaseSettings.close();
-    replay = { all, start, end, t: start, playing: false, speed: 10, last: 0 };
+    replay = { all, heads: headsKey(doc), start, end, t: start, playing: false, speed: 10, last: 0 };
     render();
     replayControls.el.querySelector<HTMLElement>("[data-testid=replay-play]")?.focus();
   });
@@ -429,6 +442,15 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     board.classList.toggle("is-replay", !!replay);
     replayToggle.hidden = !!replay || conn.role !== "facilitator";
     replayControls.el.hidden = !replay;
+    if (replay && live) {
+      // Changes that arrive during the replay lengthen the slider; the moment shown stays.
+      const heads = headsKey(live);
+      if (heads !== replay.heads) {
+        replay.all = moments(live);
+        replay.heads = heads;
+        ({ start: replay.start, end: replay.end } = span(replay.all));
+      }
+    }
     if (replay && live) replayControls.update({ t: replay.t, start: replay.start, end: replay.end, playing: replay.playing, speed: replay.speed, marks: replayMarks(readBoard(live)) });
     const current = m.currentPhase?.id;
     const ended = conn.ended;
