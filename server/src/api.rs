@@ -380,25 +380,14 @@ struct LabSummary {
 /// The note counts of a lab's board; `None` (logged) if it cannot be read now, so that one
 /// unreadable board does not hide the others.
 async fn note_counts(app: &Arc<AppState>, lab: &Lab) -> Option<NoteCounts> {
-    let saved = match app.registry.read(lab.doc_id).await {
-        Ok(Some(saved)) => saved,
+    match app.registry.note_counts(lab.doc_id).await {
+        Ok(Some(counts)) => Some(counts),
         Ok(None) => {
             tracing::warn!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, "a lab's board is not loaded or stored");
-            return None;
-        }
-        Err(err) => {
-            tracing::warn!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, error = %err, "could not read a lab's board to count its notes");
-            return None;
-        }
-    };
-    match tokio::task::spawn_blocking(move || NoteCounts::of_saved(&saved)).await {
-        Ok(Ok(counts)) => Some(counts),
-        Ok(Err(err)) => {
-            tracing::warn!(lab_id = %lab.lab_id, error = %err, "could not count a lab's notes");
             None
         }
         Err(err) => {
-            tracing::warn!(lab_id = %lab.lab_id, error = %err, "counting a lab's notes failed");
+            tracing::warn!(lab_id = %lab.lab_id, doc_id = %lab.doc_id, error = %err, "could not count a lab's notes");
             None
         }
     }

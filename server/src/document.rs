@@ -768,6 +768,10 @@ pub enum DocCommand {
     Read {
         reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, DocError>>,
     },
+    /// Counts the board's notes (for the labs home page), without saving the document.
+    CountNotes {
+        reply: tokio::sync::oneshot::Sender<Result<crate::export::NoteCounts, DocError>>,
+    },
     /// The document is being deleted: close every peer, write nothing more, stop, then say so.
     Delete {
         done: tokio::sync::oneshot::Sender<()>,
@@ -1161,6 +1165,12 @@ impl DocActor {
                 // The reader may have given up waiting; nothing to do then.
                 let _answered = reply.send(state.stored_save());
             }
+            DocCommand::CountNotes { reply } => {
+                let doc = &state.doc;
+                let counts = ingest::contained(|| crate::export::NoteCounts::of(doc))
+                    .map_err(DocError::Poisoned);
+                let _answered = reply.send(counts);
+            }
             DocCommand::Delete { .. } => unreachable!("handled before applying a batch"),
         }
         true
@@ -1191,7 +1201,9 @@ impl DocActor {
                 self.outboxes.remove(&conn);
             }
             // A dropped reply tells the reader to try again.
-            DocCommand::Ephemeral { .. } | DocCommand::Read { .. } => {}
+            DocCommand::Ephemeral { .. }
+            | DocCommand::Read { .. }
+            | DocCommand::CountNotes { .. } => {}
             // The reloaded state reads the end from the registry, which knew it first.
             DocCommand::End { done } => self.ended_waiters.push(done),
             DocCommand::Delete { .. } => unreachable!("handled before applying a batch"),

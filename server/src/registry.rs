@@ -118,6 +118,23 @@ impl Registry {
         answer.await.map_err(|_| DocError::Stopped)?.map(Some)
     }
 
+    /// How many notes (and hidden notes) the board holds, counted by its actor in memory.
+    /// `None` for a deleted document.
+    pub async fn note_counts(
+        self: &Arc<Self>,
+        id: DocumentId,
+    ) -> Result<Option<crate::export::NoteCounts>, DocError> {
+        let Some(handle) = self.get(id) else {
+            return Ok(None);
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        handle
+            .send(DocCommand::CountNotes { reply })
+            .await
+            .map_err(|_| DocError::Stopped)?;
+        answer.await.map_err(|_| DocError::Stopped)?.map(Some)
+    }
+
     /// Deletes a document for good: its actor stops (closing the connections attached to it),
     /// nothing can load it again, and storage forgets it.
     pub async fn delete(&self, id: DocumentId) -> Result<(), StorageError> {
