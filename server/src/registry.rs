@@ -107,12 +107,22 @@ impl Registry {
     /// actor answers from memory, with every change its phones have seen acknowledged). `None`
     /// for a deleted document.
     pub async fn read(self: &Arc<Self>, id: DocumentId) -> Result<Option<Vec<u8>>, DocError> {
+        self.ask(id, |reply| DocCommand::Read { reply }).await
+    }
+
+    /// Sends the document's actor (loading it if needed) a command that answers on `reply`.
+    /// `None` for a deleted document.
+    async fn ask<T>(
+        self: &Arc<Self>,
+        id: DocumentId,
+        command: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, DocError>>) -> DocCommand,
+    ) -> Result<Option<T>, DocError> {
         let Some(handle) = self.get(id) else {
             return Ok(None);
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         handle
-            .send(DocCommand::Read { reply })
+            .send(command(reply))
             .await
             .map_err(|_| DocError::Stopped)?;
         answer.await.map_err(|_| DocError::Stopped)?.map(Some)
@@ -124,15 +134,7 @@ impl Registry {
         self: &Arc<Self>,
         id: DocumentId,
     ) -> Result<Option<crate::export::NoteCounts>, DocError> {
-        let Some(handle) = self.get(id) else {
-            return Ok(None);
-        };
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        handle
-            .send(DocCommand::CountNotes { reply })
-            .await
-            .map_err(|_| DocError::Stopped)?;
-        answer.await.map_err(|_| DocError::Stopped)?.map(Some)
+        self.ask(id, |reply| DocCommand::CountNotes { reply }).await
     }
 
     /// Deletes a document for good: its actor stops (closing the connections attached to it),

@@ -46,6 +46,24 @@ pub struct Joined {
     pub author_id: String,
 }
 
+/// A person on a lab's board: their access, and a connected Rust client with the board open.
+pub struct Person {
+    pub token: String,
+    pub author_id: String,
+    pub client: labboard_protocol::client::Client,
+    pub board: labboard_protocol::client::DocHandle,
+}
+
+impl Person {
+    /// Changes the board as this person and waits until the server has stored the change.
+    pub async fn change(&self, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) {
+        self.board.change(f);
+        within("the change is stored", self.board.wait_synced())
+            .await
+            .expect("the connection stays open");
+    }
+}
+
 /// A server running inside the test process.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -177,6 +195,44 @@ impl TestServer {
         Joined {
             token: json["token"].as_str().expect("token").to_owned(),
             author_id: json["authorId"].as_str().expect("authorId").to_owned(),
+        }
+    }
+
+    /// Signs in to a lab as its facilitator (with its key) from a device; returns the token and
+    /// the author id it grants.
+    pub async fn facilitated(&self, lab: &Lab, name: &str, device_key: &str) -> Joined {
+        let body = serde_json::json!({ "key": lab.facilitator_key, "name": name, "deviceKey": device_key })
+            .to_string();
+        let path = format!("/api/labs/{}/facilitate", lab.lab_id);
+        let response = http(self.addr, "POST", &path, None, Some(&body)).await;
+        assert_eq!(response.status, 200, "facilitate: {}", response.body);
+        let json = response.json();
+        Joined {
+            token: json["token"].as_str().expect("token").to_owned(),
+            author_id: json["authorId"].as_str().expect("authorId").to_owned(),
+        }
+    }
+
+    /// Connects a Rust client with `access` and opens the lab's board.
+    pub async fn person(&self, lab: &Lab, access: Joined) -> Person {
+        let Joined { token, author_id } = access;
+        let client = within(
+            "connect",
+            labboard_protocol::client::Client::connect(
+                &self.sync_url(&token),
+                PeerId::from(author_id.as_str()),
+            ),
+        )
+        .await
+        .expect("client connects");
+        let board = within("find the board", client.find(lab.doc_id))
+            .await
+            .expect("the lab's board is available");
+        Person {
+            token,
+            author_id,
+            client,
+            board,
         }
     }
 

@@ -5,10 +5,8 @@
 
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ROOT};
-use labboard_protocol::client::{Client, DocHandle};
-use labboard_protocol::PeerId;
 use labboard_tests::js::{ensure_installed, JsPeer};
-use labboard_tests::{within, HttpResponse, Lab, TestServer, TEST_ORGANIZER_TOKEN};
+use labboard_tests::{HttpResponse, Lab, Person, TestServer, TEST_ORGANIZER_TOKEN};
 use serde_json::{json, Value};
 
 /// When the lab's first note was written, ms since the epoch (2026-11-23T14:00:00Z).
@@ -25,70 +23,31 @@ const SECRETS: [&str; 7] = [
     "device-qwe",
 ];
 
-struct Person {
-    token: String,
-    author_id: String,
-    _client: Client,
-    board: DocHandle,
-}
-
-async fn connect(server: &TestServer, lab: &Lab, token: String, author_id: String) -> Person {
-    let client = within(
-        "connect",
-        Client::connect(&server.sync_url(&token), PeerId::from(author_id.as_str())),
-    )
-    .await
-    .expect("client connects");
-    let board = within("find the board", client.find(lab.doc_id))
-        .await
-        .expect("the lab's board is available");
-    Person {
-        token,
-        author_id,
-        _client: client,
-        board,
-    }
-}
-
 async fn observer(server: &TestServer, lab: &Lab, name: &str, device: &str) -> Person {
     let joined = server.joined(&lab.join_code, name, device).await;
-    connect(server, lab, joined.token, joined.author_id).await
+    server.person(lab, joined).await
 }
 
 async fn facilitator(server: &TestServer, lab: &Lab, name: &str) -> Person {
-    let body = json!({ "key": lab.facilitator_key, "name": name, "deviceKey": "device-fac" });
-    let path = format!("/api/labs/{}/facilitate", lab.lab_id);
-    let response = server
-        .http("POST", &path, None, Some(&body.to_string()))
-        .await;
-    assert_eq!(response.status, 200, "facilitate: {}", response.body);
-    let access = response.json();
-    let token = access["token"].as_str().unwrap().to_owned();
-    let author_id = access["authorId"].as_str().unwrap().to_owned();
-    connect(server, lab, token, author_id).await
+    let access = server.facilitated(lab, name, "device-fac").await;
+    server.person(lab, access).await
 }
 
-impl Person {
-    async fn change(&self, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) {
-        self.board.change(f);
-        within("the change is acknowledged", self.board.wait_synced())
-            .await
-            .expect("the connection stays open");
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn note(
-        &self,
-        id: &str,
-        name: &str,
-        text: &str,
-        at: i64,
-        minute: i64,
-        children: &[&str],
-        timeout: Option<&str>,
-    ) {
-        let author = self.author_id.clone();
-        self.change(|tx| {
+/// Writes a note as `person` and waits until the server stored it.
+#[allow(clippy::too_many_arguments)]
+async fn write_note(
+    person: &Person,
+    id: &str,
+    name: &str,
+    text: &str,
+    at: i64,
+    minute: i64,
+    children: &[&str],
+    timeout: Option<&str>,
+) {
+    let author = person.author_id.clone();
+    person
+        .change(|tx| {
             let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
             let note = tx.put_object(&notes, id, ObjType::Map).unwrap();
             tx.put(&note, "text", text).unwrap();
@@ -108,7 +67,6 @@ impl Person {
             tx.put_object(&note, "reactions", ObjType::Map).unwrap();
         })
         .await;
-    }
 }
 
 fn export_path(lab: &Lab, query: &str) -> String {
@@ -173,7 +131,8 @@ impl Scene {
             tx.put(&timeout, "startedAt", T0 + 1_500).unwrap();
         })
         .await;
-        zyx.note(
+        write_note(
+            &zyx,
             "n1",
             "Zyxwvut Alpha",
             "Jojo counted on, then Mimi B. agreed",
@@ -183,7 +142,8 @@ impl Scene {
             None,
         )
         .await;
-        qwe.note(
+        write_note(
+            &qwe,
             "n2",
             "Qwertyna",
             "Mimi B. said \"ten and 4\", then, pausing,\nused a ten-frame",
@@ -199,7 +159,8 @@ impl Scene {
             tx.put(&timeout, "endedAt", T0 + 91_500).unwrap();
         })
         .await;
-        fac.note(
+        write_note(
+            &fac,
             "n3",
             "Plovdivka",
             "Facilitator's own: Jojo's strategy",
@@ -406,10 +367,17 @@ async fn the_research_export_is_de_identified_and_matches_the_board() {
     assert_eq!(step["text"], "Talk with Child A's teacher");
 
     // Stable: a second export, after another note, gives the same ids and pseudonyms.
-    scene
-        .zyx
-        .note("n4", "Zyxwvut Alpha", "later", T0 + 60_000, 9, &[], None)
-        .await;
+    write_note(
+        &scene.zyx,
+        "n4",
+        "Zyxwvut Alpha",
+        "later",
+        T0 + 60_000,
+        9,
+        &[],
+        None,
+    )
+    .await;
     let again = export(server, lab, &fac.token, "format=json").await.json();
     for i in 0..3 {
         assert_eq!(again["notes"][i]["id"], notes[i]["id"]);

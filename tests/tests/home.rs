@@ -7,71 +7,26 @@ use std::time::Duration;
 
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ROOT};
-use labboard_protocol::client::{Client, DocHandle};
-use labboard_protocol::PeerId;
-use labboard_tests::{assert_refused, within, HttpResponse, Lab, TestServer, TEST_ORGANIZER_TOKEN};
+use labboard_tests::{assert_refused, HttpResponse, Lab, Person, TestServer, TEST_ORGANIZER_TOKEN};
 use serde_json::{json, Value};
 
 /// A retention long enough that the sweep deletes nothing while the test runs.
 const RETENTION: Duration = Duration::from_secs(180 * 24 * 3600);
 
-struct Person {
-    token: String,
-    author_id: String,
-    _client: Client,
-    board: DocHandle,
-}
-
-async fn sign_in(server: &TestServer, path: &str, body: Value) -> (String, String) {
-    let response = server
-        .http("POST", path, None, Some(&body.to_string()))
-        .await;
-    assert_eq!(response.status, 200, "{path}: {}", response.body);
-    let json = response.json();
-    (
-        json["token"].as_str().expect("token").to_owned(),
-        json["authorId"].as_str().expect("authorId").to_owned(),
-    )
-}
-
 async fn facilitator_token(server: &TestServer, lab: &Lab, device: &str) -> (String, String) {
-    let body = json!({ "key": lab.facilitator_key, "deviceKey": device });
-    sign_in(
-        server,
-        &format!("/api/labs/{}/facilitate", lab.lab_id),
-        body,
-    )
-    .await
+    let access = server.facilitated(lab, "Facilitator", device).await;
+    (access.token, access.author_id)
 }
 
 async fn observer_token(server: &TestServer, lab: &Lab, name: &str, device: &str) -> String {
-    let body = json!({ "code": lab.join_code, "name": name, "deviceKey": device });
-    sign_in(server, "/api/join", body).await.0
+    server.joined(&lab.join_code, name, device).await.token
 }
 
-async fn connect(server: &TestServer, lab: &Lab, (token, author_id): (String, String)) -> Person {
-    let client = within(
-        "connect",
-        Client::connect(&server.sync_url(&token), PeerId::from(author_id.as_str())),
-    )
-    .await
-    .expect("client connects");
-    let board = within("find the board", client.find(lab.doc_id))
-        .await
-        .expect("the lab's board is available");
-    Person {
-        token,
-        author_id,
-        _client: client,
-        board,
-    }
-}
-
-impl Person {
-    /// Writes a note as this person, hidden or not, and waits until the server stored it.
-    async fn note(&self, id: &str, text: &str, hidden: bool) {
-        let author = self.author_id.clone();
-        self.board.change(|tx| {
+/// Writes a note as `person`, hidden or not, and waits until the server stored it.
+async fn write_note(person: &Person, id: &str, text: &str, hidden: bool) {
+    let author = person.author_id.clone();
+    person
+        .change(|tx| {
             let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
             let note = tx.put_object(&notes, id, ObjType::Map).unwrap();
             tx.put(&note, "text", text).unwrap();
@@ -86,11 +41,8 @@ impl Person {
             if hidden {
                 tx.put(&note, "hidden", true).unwrap();
             }
-        });
-        within("the note is stored", self.board.wait_synced())
-            .await
-            .expect("the connection stays open");
-    }
+        })
+        .await;
 }
 
 async fn get_lab(server: &TestServer, lab_id: &str, auth: Option<&str>) -> HttpResponse {
@@ -128,33 +80,28 @@ async fn summaries_count_phones_and_notes_and_follow_the_lab_to_its_end() {
     let quiet = server.create_lab("Area models").await;
 
     // Three phones, one of which joins twice, and the facilitator's laptop: four devices.
-    let ana = connect(
-        &server,
-        &lab,
-        sign_in(
-            &server,
-            "/api/join",
-            json!({ "code": lab.join_code, "name": "Ana", "deviceKey": "device-ana" }),
+    let ana = server
+        .person(
+            &lab,
+            server.joined(&lab.join_code, "Ana", "device-ana").await,
         )
-        .await,
-    )
-    .await;
+        .await;
     observer_token(&server, &lab, "Ana again", "device-ana").await;
     let bo = observer_token(&server, &lab, "Bo", "device-bo").await;
     observer_token(&server, &lab, "Cy", "device-cy").await;
-    let fac = connect(
-        &server,
-        &lab,
-        facilitator_token(&server, &lab, "device-fac").await,
-    )
-    .await;
+    let fac = server
+        .person(
+            &lab,
+            server.facilitated(&lab, "Facilitator", "device-fac").await,
+        )
+        .await;
     // The same laptop signing in again is the same device.
     facilitator_token(&server, &lab, "device-fac").await;
 
-    ana.note("n1", "K. counted on from 8", false).await;
-    ana.note("n2", "L. made ten first", false).await;
-    fac.note("n3", "Two groups of five", false).await;
-    fac.note("n4", "Off topic", true).await;
+    write_note(&ana, "n1", "K. counted on from 8", false).await;
+    write_note(&ana, "n2", "L. made ten first", false).await;
+    write_note(&fac, "n3", "Two groups of five", false).await;
+    write_note(&fac, "n4", "Off topic", true).await;
 
     let expected = |state: &str| {
         json!({

@@ -2,6 +2,7 @@
 // document, the connection, and what to do when the server no longer accepts our token.
 
 import { api, ApiError, checkSession } from "../api";
+import { renewFacilitator } from "../renew";
 import type { PageContext } from "../main";
 import { store, type LabAccess } from "../store";
 import { LabConnection, loadAutomerge } from "../sync";
@@ -23,16 +24,6 @@ function joinPath(access: LabAccess | undefined): string {
   return access?.joinCode ? `/j/${access.joinCode}` : "/";
 }
 
-/** Tries the stored facilitator key for a fresh token. */
-async function renewFacilitator(access: LabAccess): Promise<LabAccess | undefined> {
-  if (!access.facilitatorKey) return undefined;
-  try {
-    const res = await api.facilitate(access.labId, access.facilitatorKey, access.name || undefined, store.deviceKey());
-    return store.saveAccess(res, { facilitatorKey: access.facilitatorKey });
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Opens a lab for a page: checks credentials, loads Automerge, opens the document (from

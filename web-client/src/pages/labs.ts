@@ -11,6 +11,7 @@ import type { PageContext } from "../main";
 import { organizerFromHash } from "../routes";
 import { store, type LabAccess } from "../store";
 import { confirmDialog } from "../views/confirm";
+import { renewFacilitator } from "../renew";
 
 /** One lab as the page shows it: its summary and the token its actions use, or why not. */
 type Entry =
@@ -19,21 +20,11 @@ type Entry =
   | { kind: "gone"; access: LabAccess }
   | { kind: "unreachable"; access: LabAccess; message: string };
 
-/** A fresh facilitator token from the stored key, or undefined. */
-async function renew(access: LabAccess): Promise<LabAccess | undefined> {
-  if (!access.facilitatorKey) return undefined;
-  try {
-    const res = await api.facilitate(access.labId, access.facilitatorKey, access.name || undefined, store.deviceKey());
-    return store.saveAccess(res, { facilitatorKey: access.facilitatorKey });
-  } catch {
-    return undefined;
-  }
-}
 
 /** A lab this device signed in to: its summary, renewing an expired sign-in silently. */
 async function facilitatorEntry(access: LabAccess): Promise<Entry> {
   let current: LabAccess | undefined = access;
-  if (!current.token) current = await renew(current);
+  if (!current.token) current = await renewFacilitator(current);
   for (let attempt = 0; current?.token && attempt < 2; attempt++) {
     const token: string = current.token;
     try {
@@ -43,7 +34,7 @@ async function facilitatorEntry(access: LabAccess): Promise<Entry> {
       if (e.status === 404) return { kind: "gone", access };
       if (e.status !== 401) return { kind: "unreachable", access, message: e.message };
       store.dropToken(access.labId);
-      current = attempt === 0 ? await renew(current) : undefined;
+      current = attempt === 0 ? await renewFacilitator(current) : undefined;
     }
   }
   return { kind: "signed-out", access: store.lab(access.labId) ?? access };

@@ -3,10 +3,11 @@
 // stored credentials, shows it in place of the app's own styles, and offers Print and Download.
 // The bar with those buttons is left out of print. The app's own stylesheets are off meanwhile.
 
-import { ApiError, UNREACHABLE, api } from "../api";
+import { ApiError, UNREACHABLE } from "../api";
 import { h, markReady, replace } from "../dom";
 import type { PageContext } from "../main";
-import { store, type LabAccess } from "../store";
+import { renewFacilitator } from "../renew";
+import { store } from "../store";
 
 /** The reader's time zone as minutes east of UTC, as the export's `utcOffset` takes it. */
 export function utcOffsetMinutes(date = new Date()): number {
@@ -71,30 +72,20 @@ async function fetchRecord(labId: string, token: string): Promise<Fetched> {
   return { html: text, fileName: fileNameOf(res.headers.get("Content-Disposition"), `lab-${labId}-record.html`) };
 }
 
-/** Tries the stored facilitator key for a fresh token. */
-async function renew(access: LabAccess): Promise<string | undefined> {
-  if (!access.facilitatorKey) return undefined;
-  try {
-    const res = await api.facilitate(access.labId, access.facilitatorKey, access.name || undefined, store.deviceKey());
-    return store.saveAccess(res, { facilitatorKey: access.facilitatorKey }).token;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The record with this device's facilitator token for the lab, renewed once if it expired, or the organizer's. */
 async function loadRecord(labId: string): Promise<Fetched> {
   const access = store.lab(labId);
   const organizer = store.organizerToken();
   if (access?.role === "facilitator") {
-    let token = access.token ?? (await renew(access));
+    let token = access.token ?? (await renewFacilitator(access))?.token;
     if (token) {
       try {
         return await fetchRecord(labId, token);
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 401)) throw e;
         store.dropToken(labId);
-        token = await renew(access);
+        token = (await renewFacilitator(access))?.token;
         if (token) return await fetchRecord(labId, token);
         if (!organizer) throw e;
       }
