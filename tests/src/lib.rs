@@ -580,7 +580,16 @@ pub async fn http_from(
     let stream = within("connect for HTTP", connect_from(source, addr))
         .await
         .expect("connect for HTTP");
-    http_over(stream, addr, method, path, auth, body.map(str::as_bytes)).await
+    http_over(
+        stream,
+        addr,
+        method,
+        path,
+        auth,
+        &[],
+        body.map(str::as_bytes),
+    )
+    .await
 }
 
 /// Like [`http`], with a body of arbitrary bytes.
@@ -594,7 +603,22 @@ pub async fn http_raw(
     let stream = within("connect for HTTP", TcpStream::connect(addr))
         .await
         .expect("connect for HTTP");
-    http_over(stream, addr, method, path, auth, body).await
+    http_over(stream, addr, method, path, auth, &[], body).await
+}
+
+/// Like [`http_raw`], with extra request headers (`name`, `value`).
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    let stream = within("connect for HTTP", TcpStream::connect(addr))
+        .await
+        .expect("connect for HTTP");
+    http_over(stream, addr, method, path, auth, headers, body).await
 }
 
 /// One request over a connected `stream`, which is then closed.
@@ -604,12 +628,16 @@ async fn http_over(
     method: &str,
     path: &str,
     auth: Option<&str>,
+    extra_headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(token) = auth {
         request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in extra_headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     let body = body.unwrap_or_default();
     if !body.is_empty() || method != "GET" {

@@ -121,6 +121,30 @@ fn scalar_or_text(doc: &Automerge, path: &[&str]) -> Option<String> {
     read_string(doc, &obj, *last)
 }
 
+/// A one-pixel PNG whose IDAT chunk holds `data` (CRCs zero: the server copies chunks whole).
+fn photo_png(data: &[u8]) -> Vec<u8> {
+    let chunk = |kind: &[u8; 4], body: &[u8]| {
+        let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&[0; 4]);
+        out
+    };
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
+    out.extend(chunk(b"IDAT", data));
+    out.extend(chunk(b"IEND", &[]));
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The database file and its write-ahead log, as bytes: what someone with the disk could read.
 struct DbFiles(Vec<(&'static str, Vec<u8>)>);
 
@@ -563,6 +587,21 @@ async fn a_deleted_lab_leaves_nothing_behind() {
     within("the note is stored", board.wait_synced())
         .await
         .unwrap();
+    // A photo of student work, stored beside the board: a PNG whose image data is a
+    // distinctive text.
+    let photo_text = "Photo pixels Quagmire heliotrope abacus";
+    let photo = photo_png(photo_text.as_bytes());
+    let photo_id = sha256_hex(&photo);
+    let photo_path = format!("/api/labs/{}/photos/{photo_id}", lab.lab_id);
+    let uploaded = http_raw(
+        server.addr,
+        "PUT",
+        &photo_path,
+        Some(&observer),
+        Some(&photo),
+    )
+    .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
 
     let doc_id = lab.doc_id.to_string();
     let traces = [
@@ -573,6 +612,8 @@ async fn a_deleted_lab_leaves_nothing_behind() {
         ("observer name", observer_name),
         ("facilitator name", facilitator_name),
         ("note text", note_text),
+        ("photo bytes", photo_text),
+        ("photo id", photo_id.as_str()),
     ];
     // The check below can only fail if the lab is in the file to begin with.
     let missing = DbFiles::read(server.dir.path()).missing(&traces);
@@ -632,6 +673,13 @@ async fn a_deleted_lab_leaves_nothing_behind() {
         &server.try_join(&lab.join_code, "Late").await,
         404,
         "no lab has this join code",
+    );
+    assert_refused(
+        &server
+            .http("GET", &photo_path, Some(TEST_ORGANIZER_TOKEN), None)
+            .await,
+        404,
+        "no such lab",
     );
     let listed = server
         .http("GET", "/api/labs", Some(TEST_ORGANIZER_TOKEN), None)
