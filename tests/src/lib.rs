@@ -741,3 +741,32 @@ pub fn note(doc: &automerge::Automerge, id: &str) -> Option<String> {
     let (_, notes) = doc.get(automerge::ROOT, "notes").ok()??;
     read_string(doc, &notes, id)
 }
+
+/// The SHA-256 of `bytes` in lowercase hex: the id of a photo uploaded as `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A one-pixel PNG whose IDAT chunk holds `data`: 57 bytes plus `data`. Its CRCs are zero: the
+/// server copies chunks whole and does not check them.
+pub fn photo_png(data: &[u8]) -> Vec<u8> {
+    let chunk = |kind: &[u8; 4], body: &[u8]| {
+        let mut out = u32::try_from(body.len())
+            .expect("a small chunk")
+            .to_be_bytes()
+            .to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&[0; 4]);
+        out
+    };
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
+    out.extend(chunk(b"IDAT", data));
+    out.extend(chunk(b"IEND", &[]));
+    out
+}

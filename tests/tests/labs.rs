@@ -12,8 +12,8 @@ use labboard_protocol::client::{Client, ClientError};
 use labboard_protocol::{Message, PeerId};
 use labboard_tests::js::{ensure_installed, JsPeer};
 use labboard_tests::{
-    add_note, assert_refused, http_raw, lab_from_created, note, read_string, within, HttpResponse,
-    Lab, RawPeer, TestServer, TEST_ORGANIZER_TOKEN,
+    add_note, assert_refused, http_raw, lab_from_created, note, photo_png, read_string, sha256_hex,
+    within, HttpResponse, Lab, RawPeer, TestServer, TEST_ORGANIZER_TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -119,30 +119,6 @@ fn scalar_or_text(doc: &Automerge, path: &[&str]) -> Option<String> {
         obj = doc.get(&obj, *key).ok()??.1;
     }
     read_string(doc, &obj, *last)
-}
-
-/// A one-pixel PNG whose IDAT chunk holds `data` (CRCs zero: the server copies chunks whole).
-fn photo_png(data: &[u8]) -> Vec<u8> {
-    let chunk = |kind: &[u8; 4], body: &[u8]| {
-        let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(body);
-        out.extend_from_slice(&[0; 4]);
-        out
-    };
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend(chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
-    out.extend(chunk(b"IDAT", data));
-    out.extend(chunk(b"IEND", &[]));
-    out
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The database file and its write-ahead log, as bytes: what someone with the disk could read.

@@ -3,17 +3,10 @@
 //! durable, and deleted with their lab down to the bytes in the database files.
 
 use labboard_tests::{
-    assert_refused, create_lab, facilitate, http_raw, http_with_headers, join_lab, within,
-    HttpResponse, Lab, ServerProcess, TestServer, TEST_ORGANIZER_TOKEN,
+    assert_refused, create_lab, facilitate, http_raw, http_with_headers, join_lab,
+    photo_png as png, sha256_hex, within, HttpResponse, Lab, ServerProcess, TestServer,
+    TEST_ORGANIZER_TOKEN,
 };
-use sha2::{Digest, Sha256};
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -117,23 +110,6 @@ fn jpeg_segments(jpeg: &[u8]) -> (Vec<(u8, Vec<u8>)>, Vec<u8>) {
             return (segments, jpeg[pos..].to_vec());
         }
     }
-}
-
-/// A PNG of one pixel whose IDAT chunk holds `data`: 57 bytes plus `data`. (The CRCs are not
-/// checked by the server, which copies chunks whole; they are zero here.)
-fn png(data: &[u8]) -> Vec<u8> {
-    let chunk = |kind: &[u8; 4], body: &[u8]| {
-        let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(body);
-        out.extend_from_slice(&[0; 4]);
-        out
-    };
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend(chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
-    out.extend(chunk(b"IDAT", data));
-    out.extend(chunk(b"IEND", &[]));
-    out
 }
 
 fn photo_path(lab_id: &str, id: &str) -> String {
