@@ -2,8 +2,8 @@
 //! facilitator with the lab's key, read a lab's summary, rotate the join code, end, delete and
 //! export a lab (facilitator); store and serve the lab's photos (anyone of the lab).
 //!
-//! Every answer is JSON; every error is `{"error": "<what went wrong, in words>"}` with the
-//! fitting status. Credentials come as `Authorization: Bearer <token>` and never reach a log.
+//! Every answer is JSON, a photo's bytes excepted; every error is
+//! `{"error": "<what went wrong, in words>"}` with the fitting status. Credentials come as `Authorization: Bearer <token>` and never reach a log.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
