@@ -1,9 +1,9 @@
 //! The labs HTTP API: create and list labs (organizer), join with a code (observer), become the
 //! facilitator with the lab's key, read a lab's summary, rotate the join code, end, delete and
-//! export a lab (facilitator).
+//! export a lab (facilitator); store and serve the lab's photos (anyone of the lab).
 //!
-//! Every answer is JSON; every error is `{"error": "<what went wrong, in words>"}` with the
-//! fitting status. Credentials come as `Authorization: Bearer <token>` and never reach a log.
+//! Every answer is JSON, a photo's bytes excepted; every error is
+//! `{"error": "<what went wrong, in words>"}` with the fitting status. Credentials come as `Authorization: Bearer <token>` and never reach a log.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use labboard_protocol::board::{new_board, LabInfo};
 use labboard_protocol::DocumentId;
@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::document::DocError;
 use crate::export::{self, ExportError, Format, NoteCounts, Research, Table};
 use crate::labs::{Grant, Issued, Lab, LabError, Role};
+use crate::photometa::{self, StripError};
+use crate::photos::{self, Put};
 use crate::record::{self, Clock, RecordLab};
 use crate::{secrets, AppState};
 
@@ -53,6 +55,17 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(not_found).post(not_found).delete(not_found),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// `PUT` and `GET /api/labs/{labId}/photos/{sha256}`, with a body limit of their own: the
+/// largest photo accepted.
+pub fn photo_routes(max_photo_bytes: usize) -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/api/labs/{lab_id}/photos/{photo_id}",
+            put(put_photo).get(get_photo),
+        )
+        .layer(DefaultBodyLimit::max(max_photo_bytes))
 }
 
 /// An API failure: a status and words for the person or program that sent the request.
@@ -873,6 +886,201 @@ async fn session(
     Ok(Json(access))
 }
 
+/// Who may store and see the lab's photos: anyone with a token of this very lab, whatever the
+/// role, or the organizer. A token of another lab gets the answer an unknown lab gets.
+async fn require_member(
+    app: &AppState,
+    headers: &HeaderMap,
+    lab_id: &str,
+) -> Result<Lab, ApiError> {
+    let token = bearer(headers)?;
+    let lab_not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such lab");
+    if !is_organizer(app, token) {
+        let grant = app.labs.grant(token).await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid or expired token: join the lab again",
+            )
+        })?;
+        if grant.lab_id != lab_id {
+            return Err(lab_not_found());
+        }
+    }
+    app.labs.get(lab_id).await?.ok_or_else(lab_not_found)
+}
+
+fn check_photo_id(id: &str) -> Result<(), ApiError> {
+    if photos::valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "a photo's id is the SHA-256 of its bytes, written as 64 lowercase hex digits",
+        ))
+    }
+}
+
+/// `1 MiB`, `512 KiB` or `1000 bytes`: a size in the words a person reads.
+fn size_in_words(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct StoredPhoto {
+    id: String,
+    /// Size as stored, metadata stripped.
+    bytes: u64,
+}
+
+/// `PUT /api/labs/{labId}/photos/{sha256}`: stores a photo of student work (JPEG, PNG or WebP)
+/// for the lab, stripped of its metadata, and answers once it is on disk: 201 when stored, 200
+/// when the lab had it already.
+async fn put_photo(
+    State(app): State<Arc<AppState>>,
+    Path((lab_id, photo_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<(StatusCode, Json<StoredPhoto>), ApiError> {
+    // Who and which photo before the body is read.
+    let lab = require_member(&app, &headers, &lab_id).await?;
+    check_photo_id(&photo_id)?;
+    let max = app.photo_limits.max_photo_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the photo is larger than {} ({max} bytes), the most this server accepts",
+                size_in_words(u64::try_from(max).unwrap_or(u64::MAX))
+            ),
+        )
+    };
+    let body = axum::body::Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(_)
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                too_large()
+            }
+            other => ApiError::bad_request(format!("could not read the photo: {other}")),
+        })?;
+    if body.len() > max {
+        return Err(too_large());
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the photo is empty; send its bytes"));
+    }
+    if photos::id_of(&body) != photo_id {
+        return Err(ApiError::bad_request(
+            "the photo's bytes do not match its id: the id must be the SHA-256 of the bytes sent",
+        ));
+    }
+    let (kind, stripped) = photometa::strip(&body).map_err(|err| {
+        let message = match err {
+            StripError::UnknownFormat => "a photo must be a JPEG, PNG or WebP image".to_owned(),
+            StripError::Unreadable(err) => err.to_string(),
+        };
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    })?;
+    let uploaded = body.len();
+    let limit = app.photo_limits.max_lab_photo_bytes;
+    let put = app
+        .photos
+        .put(&lab.lab_id, &photo_id, kind.content_type(), stripped, limit)
+        .await?;
+    let (status, size) = match put {
+        Put::Stored { size } => {
+            tracing::info!(lab_id = %lab.lab_id, photo_id = %photo_id, kind = %kind, uploaded, stored = size, "photo stored");
+            (StatusCode::CREATED, size)
+        }
+        Put::Existing { size } => (StatusCode::OK, size),
+        Put::Ended => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "this lab has ended; it takes no new photos",
+            ))
+        }
+        Put::NoLab => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such lab")),
+        Put::Full { used, limit } => {
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!(
+                    "this lab's photo space is full: its photos may take {} in all and \
+                     {} of it is used, too little is left for this photo of {}",
+                    size_in_words(limit),
+                    size_in_words(used),
+                    size_in_words(u64::try_from(uploaded).unwrap_or(u64::MAX)),
+                ),
+            ))
+        }
+    };
+    Ok((
+        status,
+        Json(StoredPhoto {
+            id: photo_id,
+            bytes: size,
+        }),
+    ))
+}
+
+/// Whether an `If-None-Match` header names the entity tag `etag` (weak or strong) or `*`.
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// A photo never changes under its id: caches may keep it for a year, for this user only.
+const PHOTO_CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
+
+/// `GET /api/labs/{labId}/photos/{sha256}`: the photo's bytes, for anyone of the lab; 304 when
+/// `If-None-Match` names it.
+async fn get_photo(
+    State(app): State<Arc<AppState>>,
+    Path((lab_id, photo_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let lab = require_member(&app, &headers, &lab_id).await?;
+    check_photo_id(&photo_id)?;
+    let no_photo = || ApiError::new(StatusCode::NOT_FOUND, "this lab has no such photo");
+    let etag = format!("\"{photo_id}\"");
+    let cache_headers = [
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, PHOTO_CACHE_CONTROL.to_owned()),
+        // The answer depends on who asks.
+        (header::VARY, "Authorization".to_owned()),
+    ];
+    if none_match(&headers, &etag) {
+        return if app.photos.exists(&lab.lab_id, &photo_id).await? {
+            Ok((StatusCode::NOT_MODIFIED, cache_headers).into_response())
+        } else {
+            Err(no_photo())
+        };
+    }
+    let photo = app
+        .photos
+        .get(&lab.lab_id, &photo_id)
+        .await?
+        .ok_or_else(no_photo)?;
+    Ok((
+        cache_headers,
+        [(header::CONTENT_TYPE, photo.content_type)],
+        photo.bytes,
+    )
+        .into_response())
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint")
 }
@@ -880,6 +1088,32 @@ async fn not_found() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_said_in_words() {
+        assert_eq!(size_in_words(500 * 1024 * 1024), "500 MiB");
+        assert_eq!(size_in_words(4 * 1024 * 1024), "4 MiB");
+        assert_eq!(size_in_words(1536), "1536 bytes");
+        assert_eq!(size_in_words(2048), "2 KiB");
+        assert_eq!(size_in_words(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn if_none_match_names_the_photo_weak_strong_or_any() {
+        let etag = "\"abc\"";
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, value.parse().unwrap());
+            none_match(&headers, etag)
+        };
+        assert!(with("\"abc\""));
+        assert!(with("W/\"abc\""));
+        assert!(with("\"x\", \"abc\""));
+        assert!(with("*"));
+        assert!(!with("\"abcd\""));
+        assert!(!with("abc"));
+        assert!(!none_match(&HeaderMap::new(), etag));
+    }
 
     #[test]
     fn dates_are_checked_against_the_calendar() {

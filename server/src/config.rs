@@ -89,7 +89,20 @@ pub struct Config {
     /// this long (e.g. `180d`). Off unless set.
     #[arg(long, env = "LABBOARD_RETENTION", value_parser = parse_positive_duration)]
     pub retention: Option<Duration>,
+
+    /// Largest photo accepted, in bytes. Larger uploads get a 413.
+    #[arg(long, env = "LABBOARD_MAX_PHOTO_BYTES", default_value_t = DEFAULT_MAX_PHOTO_BYTES, value_parser = parse_count)]
+    pub max_photo_bytes: usize,
+
+    /// Most bytes the photos of one lab may take in all. An upload past it gets a 507.
+    #[arg(long, env = "LABBOARD_MAX_LAB_PHOTO_BYTES", default_value_t = DEFAULT_MAX_LAB_PHOTO_BYTES, value_parser = parse_byte_count)]
+    pub max_lab_photo_bytes: u64,
 }
+
+/// Default of `--max-photo-bytes`: 4 MiB.
+pub const DEFAULT_MAX_PHOTO_BYTES: usize = 4 * 1024 * 1024;
+/// Default of `--max-lab-photo-bytes`: 500 MiB.
+pub const DEFAULT_MAX_LAB_PHOTO_BYTES: u64 = 500 * 1024 * 1024;
 
 /// A command-line form that still works but will go: logged as a warning at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +157,8 @@ impl Config {
             token_ttl: Duration::from_secs(24 * 3600),
             public_url: None,
             retention: None,
+            max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
+            max_lab_photo_bytes: DEFAULT_MAX_LAB_PHOTO_BYTES,
         }
     }
 }
@@ -192,6 +207,15 @@ fn parse_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A number of bytes of at least 1.
+fn parse_byte_count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("`{text}` is not a whole number of bytes")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +249,18 @@ mod tests {
         assert_eq!(config.max_connections, 4096);
         assert_eq!(config.max_connections_per_address, 512);
         assert_eq!(config.retention, None);
+        assert_eq!(config.max_photo_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.max_lab_photo_bytes, 500 * 1024 * 1024);
+        let config = Config::try_parse_from([
+            "labboard",
+            "--max-photo-bytes",
+            "1000",
+            "--max-lab-photo-bytes",
+            "5000",
+        ])
+        .unwrap();
+        assert_eq!(config.max_photo_bytes, 1000);
+        assert_eq!(config.max_lab_photo_bytes, 5000);
         let config = Config::try_parse_from(["labboard", "--retention", "12h"]).unwrap();
         assert_eq!(config.retention, Some(Duration::from_secs(12 * 3600)));
         assert!(Config::try_parse_from(["labboard", "--retention", "0d"]).is_err());
@@ -257,6 +293,8 @@ mod tests {
             ["labboard", "--max-connections-per-address", "0"],
             ["labboard", "--header-read-timeout", "0s"],
             ["labboard", "--max-connections", "many"],
+            ["labboard", "--max-photo-bytes", "0"],
+            ["labboard", "--max-lab-photo-bytes", "0"],
         ] {
             assert!(Config::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -1,5 +1,6 @@
 //! Labs and who may reach them: lab records, join codes, facilitator keys and access tokens,
-//! kept in the server's SQLite file (tables `labs`, `tokens` and `members`).
+//! kept in the server's SQLite file (tables `labs`, `tokens` and `members`; a lab's `photos` are
+//! deleted with it).
 //!
 //! A token is granted by joining with a code (observer) or by presenting the facilitator key
 //! (facilitator). It names one lab and one role, expires, and is stored only as a hash.
@@ -462,14 +463,17 @@ impl LabStore {
         .await
     }
 
-    /// Removes the lab, every token of it and the record of who joined it. Returns false if
-    /// there was no such lab.
+    /// Removes the lab, every token of it, the record of who joined it and its photos. Returns
+    /// false if there was no such lab.
     pub async fn delete(&self, lab_id: &str) -> Result<bool, LabError> {
         let lab_id = lab_id.to_owned();
         self.with(move |conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM tokens WHERE lab_id = ?1", params![lab_id])?;
             tx.execute("DELETE FROM members WHERE lab_id = ?1", params![lab_id])?;
+            // secure_delete zeroes the freed pages; the checkpoint that follows the board's
+            // deletion empties the log.
+            tx.execute("DELETE FROM photos WHERE lab_id = ?1", params![lab_id])?;
             let removed = tx.execute("DELETE FROM labs WHERE lab_id = ?1", params![lab_id])?;
             tx.commit()?;
             Ok(removed > 0)

@@ -41,6 +41,8 @@ pub mod ingest;
 pub mod labs;
 pub mod listener;
 pub mod outbox;
+pub mod photometa;
+pub mod photos;
 pub mod ratelimit;
 pub mod record;
 pub mod registry;
@@ -54,6 +56,7 @@ pub use config::Config;
 use crate::connection::ConnTable;
 use crate::document::ActorSettings;
 use crate::labs::{LabError, LabStore};
+use crate::photos::PhotoStore;
 use crate::ratelimit::FailureLimiter;
 use crate::registry::Registry;
 use crate::storage::{SqliteStorage, Storage, StorageError};
@@ -95,11 +98,22 @@ pub struct ConnSettings {
     pub handshake_timeout: Duration,
 }
 
+/// Limits on photos (`--max-photo-bytes`, `--max-lab-photo-bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct PhotoLimits {
+    /// Largest photo accepted, in bytes.
+    pub max_photo_bytes: usize,
+    /// Most bytes the photos of one lab may take in all.
+    pub max_lab_photo_bytes: u64,
+}
+
 /// What every request handler and connection shares.
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub store: Arc<dyn Storage>,
     pub labs: LabStore,
+    pub photos: PhotoStore,
+    pub photo_limits: PhotoLimits,
     pub conns: ConnTable,
     pub organizer_token_hash: Vec<u8>,
     pub join_limiter: FailureLimiter,
@@ -130,6 +144,10 @@ pub async fn run(
         source,
     })?;
     let labs = LabStore::open(store.path(), config.token_ttl)?;
+    let photos = PhotoStore::open(store.path()).map_err(|source| ServerError::Storage {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
     let organizer_token = secrets::organizer_token(
         config.admin_token.as_deref(),
         config.admin_token_file.as_deref(),
@@ -166,6 +184,11 @@ pub async fn run(
         registry,
         store: Arc::clone(&store),
         labs,
+        photos,
+        photo_limits: PhotoLimits {
+            max_photo_bytes: config.max_photo_bytes,
+            max_lab_photo_bytes: config.max_lab_photo_bytes,
+        },
         conns: ConnTable::default(),
         organizer_token_hash: secrets::hash(&organizer_token),
         join_limiter: FailureLimiter::new(api::MAX_FAILED_ATTEMPTS, api::FAILED_ATTEMPT_WINDOW),
@@ -193,6 +216,8 @@ pub async fn run(
         storage_id = %app.storage_id,
         server_peer = %app.server_peer,
         max_frame_bytes = config.max_frame_bytes,
+        max_photo_bytes = config.max_photo_bytes,
+        max_lab_photo_bytes = config.max_lab_photo_bytes,
         idle_unload = ?config.idle_unload,
         ping_interval = ?config.ping_interval,
         peer_timeout = ?config.peer_timeout,
@@ -311,6 +336,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/sync", get(sync_socket))
         .route("/healthz", get(health))
         .merge(api::routes())
+        // Photos have their own body limit, not the API's.
+        .merge(api::photo_routes(app.photo_limits.max_photo_bytes))
         .merge(web::routes())
         // After every route: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

@@ -636,7 +636,16 @@ pub async fn http_from(
     let stream = within("connect for HTTP", connect_from(source, addr))
         .await
         .expect("connect for HTTP");
-    http_over(stream, addr, method, path, auth, body.map(str::as_bytes)).await
+    http_over(
+        stream,
+        addr,
+        method,
+        path,
+        auth,
+        &[],
+        body.map(str::as_bytes),
+    )
+    .await
 }
 
 /// Like [`http`], with a body of arbitrary bytes.
@@ -650,7 +659,22 @@ pub async fn http_raw(
     let stream = within("connect for HTTP", TcpStream::connect(addr))
         .await
         .expect("connect for HTTP");
-    http_over(stream, addr, method, path, auth, body).await
+    http_over(stream, addr, method, path, auth, &[], body).await
+}
+
+/// Like [`http_raw`], with extra request headers (`name`, `value`).
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    let stream = within("connect for HTTP", TcpStream::connect(addr))
+        .await
+        .expect("connect for HTTP");
+    http_over(stream, addr, method, path, auth, headers, body).await
 }
 
 /// One request over a connected `stream`, which is then closed.
@@ -660,12 +684,16 @@ async fn http_over(
     method: &str,
     path: &str,
     auth: Option<&str>,
+    extra_headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(token) = auth {
         request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in extra_headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     let body = body.unwrap_or_default();
     if !body.is_empty() || method != "GET" {
@@ -768,4 +796,33 @@ pub fn note(doc: &automerge::Automerge, id: &str) -> Option<String> {
     use automerge::ReadDoc;
     let (_, notes) = doc.get(automerge::ROOT, "notes").ok()??;
     read_string(doc, &notes, id)
+}
+
+/// The SHA-256 of `bytes` in lowercase hex: the id of a photo uploaded as `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A one-pixel PNG whose IDAT chunk holds `data`: 57 bytes plus `data`. Its CRCs are zero: the
+/// server copies chunks whole and does not check them.
+pub fn photo_png(data: &[u8]) -> Vec<u8> {
+    let chunk = |kind: &[u8; 4], body: &[u8]| {
+        let mut out = u32::try_from(body.len())
+            .expect("a small chunk")
+            .to_be_bytes()
+            .to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&[0; 4]);
+        out
+    };
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
+    out.extend(chunk(b"IDAT", data));
+    out.extend(chunk(b"IEND", &[]));
+    out
 }

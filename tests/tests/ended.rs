@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use labboard_protocol::client::{Client, DocHandle};
 use labboard_tests::{
-    add_note, assert_refused, note, within, HttpResponse, Lab, TestServer, TEST_ORGANIZER_TOKEN,
+    add_note, assert_refused, http_raw, note, photo_png, sha256_hex, within, HttpResponse, Lab,
+    TestServer, TEST_ORGANIZER_TOKEN,
 };
 use serde_json::Value;
 
@@ -231,8 +232,18 @@ async fn an_ended_lab_is_deleted_once_its_retention_has_passed() {
             .await
             .unwrap();
     }
-    // The check below can only pass by deletion if the note is in the file to begin with.
+    // A photo of the lab, whose image data is a distinctive text: deleted with it.
+    let photo_text = "Ended photo Pennywhistle rhombus";
+    let photo = photo_png(photo_text.as_bytes());
+    let photo_id = sha256_hex(&photo);
+    let photo_path = format!("/api/labs/{}/photos/{photo_id}", ended.lab_id);
+    let token = server.join(&ended.join_code, "Cy").await;
+    let uploaded = http_raw(server.addr, "PUT", &photo_path, Some(&token), Some(&photo)).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    // The check below can only pass by deletion if the note and the photo are in the file to
+    // begin with.
     assert!(in_db_files(server.dir.path(), ended_text));
+    assert!(in_db_files(server.dir.path(), photo_text));
     // Running labs are never swept, however long they run.
     assert_eq!(listed_ids(&server).await.len(), 2);
 
@@ -240,6 +251,7 @@ async fn an_ended_lab_is_deleted_once_its_retention_has_passed() {
     within("the retention sweep deletes the ended lab", async {
         while listed_ids(&server).await.contains(&ended.lab_id)
             || in_db_files(server.dir.path(), ended_text)
+            || in_db_files(server.dir.path(), photo_text)
         {
             tokio::time::sleep(POLL_EVERY).await;
         }

@@ -12,8 +12,8 @@ use labboard_protocol::client::{Client, ClientError};
 use labboard_protocol::{Message, PeerId};
 use labboard_tests::js::{ensure_installed, JsPeer};
 use labboard_tests::{
-    add_note, assert_refused, http_raw, lab_from_created, note, read_string, within, HttpResponse,
-    Lab, RawPeer, TestServer, TEST_ORGANIZER_TOKEN,
+    add_note, assert_refused, http_raw, lab_from_created, note, photo_png, read_string, sha256_hex,
+    within, HttpResponse, Lab, RawPeer, TestServer, TEST_ORGANIZER_TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -563,6 +563,21 @@ async fn a_deleted_lab_leaves_nothing_behind() {
     within("the note is stored", board.wait_synced())
         .await
         .unwrap();
+    // A photo of student work, stored beside the board: a PNG whose image data is a
+    // distinctive text.
+    let photo_text = "Photo pixels Quagmire heliotrope abacus";
+    let photo = photo_png(photo_text.as_bytes());
+    let photo_id = sha256_hex(&photo);
+    let photo_path = format!("/api/labs/{}/photos/{photo_id}", lab.lab_id);
+    let uploaded = http_raw(
+        server.addr,
+        "PUT",
+        &photo_path,
+        Some(&observer),
+        Some(&photo),
+    )
+    .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
 
     let doc_id = lab.doc_id.to_string();
     let traces = [
@@ -573,6 +588,8 @@ async fn a_deleted_lab_leaves_nothing_behind() {
         ("observer name", observer_name),
         ("facilitator name", facilitator_name),
         ("note text", note_text),
+        ("photo bytes", photo_text),
+        ("photo id", photo_id.as_str()),
     ];
     // The check below can only fail if the lab is in the file to begin with.
     let missing = DbFiles::read(server.dir.path()).missing(&traces);
@@ -632,6 +649,13 @@ async fn a_deleted_lab_leaves_nothing_behind() {
         &server.try_join(&lab.join_code, "Late").await,
         404,
         "no lab has this join code",
+    );
+    assert_refused(
+        &server
+            .http("GET", &photo_path, Some(TEST_ORGANIZER_TOKEN), None)
+            .await,
+        404,
+        "no such lab",
     );
     let listed = server
         .http("GET", "/api/labs", Some(TEST_ORGANIZER_TOKEN), None)

@@ -28,7 +28,7 @@ const MAX_BATCH: usize = 512;
 
 /// Schema migrations; the database's `PRAGMA user_version` is how many have run. Tables of
 /// every part of the server live here, so one file and one version describe the database.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     // 1: documents.
     "
 CREATE TABLE IF NOT EXISTS meta (
@@ -94,6 +94,19 @@ INSERT OR IGNORE INTO members (lab_id, author_id, role)
     SELECT lab_id, author_id,
            CASE WHEN SUM(role = 'facilitator') > 0 THEN 'facilitator' ELSE 'observer' END
     FROM tokens GROUP BY lab_id, author_id;
+",
+    // 6: photos of student work, outside the board's document: the bytes as stored (metadata
+    // stripped), keyed by the SHA-256 of the bytes uploaded, and deleted with their lab.
+    "
+CREATE TABLE IF NOT EXISTS photos (
+    lab_id       TEXT NOT NULL REFERENCES labs(lab_id) ON DELETE CASCADE,
+    id           TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    bytes        BLOB NOT NULL,
+    size         INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (lab_id, id)
+) STRICT;
 ",
 ];
 

@@ -1,0 +1,300 @@
+//! Photos of student work, kept outside the board's Automerge document: table `photos` of the
+//! server's SQLite file, scoped to a lab and deleted with it (see [`crate::labs::LabStore::delete`]).
+//!
+//! A photo's id is the SHA-256 of the bytes uploaded, written as 64 lowercase hex digits. What
+//! is stored is those bytes with their metadata stripped ([`crate::photometa`]); a phone strips
+//! before uploading, so for it both are the same.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::labs::now_ms;
+use crate::storage::sqlite::open_connection;
+use crate::storage::StorageError;
+
+/// Whether `id` is how photo ids are written: 64 lowercase hex digits.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The SHA-256 of `bytes` in lowercase hex: the id of a photo uploaded as `bytes`.
+pub fn id_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A stored photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Photo {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What [`PhotoStore::put`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// Stored now, durably, taking `size` bytes.
+    Stored { size: u64 },
+    /// The lab already had this photo, of `size` bytes; nothing was stored.
+    Existing { size: u64 },
+    /// The lab has ended: it takes no new photos.
+    Ended,
+    /// There is no such lab (any more).
+    NoLab,
+    /// The photo would take the lab's photos past `limit` bytes; `used` are taken.
+    Full { used: u64, limit: u64 },
+}
+
+pub struct PhotoStore {
+    // std Mutex: held only inside spawn_blocking, never across an await.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl PhotoStore {
+    /// Opens the photo table of the database at `path` (already migrated by the storage), with
+    /// the durability settings of every connection to it.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Ok(Self {
+            conn: Arc::new(Mutex::new(open_connection(path)?)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .expect("photo store lock is never held across a panic");
+            f(&mut conn)
+        })
+        .await
+        .map_err(|err| StorageError::Io(std::io::Error::other(err)))?
+    }
+
+    /// Stores `bytes` as photo `id` of the lab, unless the lab has it already, has ended, is
+    /// gone, or its photos would take more than `lab_limit` bytes. Returns once the photo is
+    /// on disk (`synchronous = FULL`).
+    pub async fn put(
+        &self,
+        lab_id: &str,
+        id: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+        lab_limit: u64,
+    ) -> Result<Put, StorageError> {
+        let (lab_id, id, content_type) =
+            (lab_id.to_owned(), id.to_owned(), content_type.to_owned());
+        self.with(move |conn| {
+            // Immediate: the quota is checked and the photo stored under one write lock.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing: Option<i64> = tx
+                .prepare_cached("SELECT size FROM photos WHERE lab_id = ?1 AND id = ?2")?
+                .query_row(params![lab_id, id], |row| row.get(0))
+                .optional()?;
+            if let Some(size) = existing {
+                return Ok(Put::Existing {
+                    size: u64::try_from(size).unwrap_or(0),
+                });
+            }
+            let ended: Option<Option<i64>> = tx
+                .prepare_cached("SELECT ended_at FROM labs WHERE lab_id = ?1")?
+                .query_row(params![lab_id], |row| row.get(0))
+                .optional()?;
+            match ended {
+                None => return Ok(Put::NoLab),
+                Some(Some(_)) => return Ok(Put::Ended),
+                Some(None) => {}
+            }
+            let used: i64 = tx
+                .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM photos WHERE lab_id = ?1")?
+                .query_row(params![lab_id], |row| row.get(0))?;
+            let used = u64::try_from(used).unwrap_or(0);
+            let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            if used.saturating_add(size) > lab_limit {
+                return Ok(Put::Full {
+                    used,
+                    limit: lab_limit,
+                });
+            }
+            tx.prepare_cached(
+                "INSERT INTO photos (lab_id, id, content_type, bytes, size, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                lab_id,
+                id,
+                content_type,
+                bytes,
+                i64::try_from(size).unwrap_or(i64::MAX),
+                now_ms()
+            ])?;
+            tx.commit()?;
+            Ok(Put::Stored { size })
+        })
+        .await
+    }
+
+    /// Photo `id` of the lab, if it has one.
+    pub async fn get(&self, lab_id: &str, id: &str) -> Result<Option<Photo>, StorageError> {
+        let (lab_id, id) = (lab_id.to_owned(), id.to_owned());
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT content_type, bytes FROM photos WHERE lab_id = ?1 AND id = ?2",
+                )?
+                .query_row(params![lab_id, id], |row| {
+                    Ok(Photo {
+                        content_type: row.get(0)?,
+                        bytes: row.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Whether the lab has photo `id`, without reading it.
+    pub async fn exists(&self, lab_id: &str, id: &str) -> Result<bool, StorageError> {
+        let (lab_id, id) = (lab_id.to_owned(), id.to_owned());
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM photos WHERE lab_id = ?1 AND id = ?2")?
+                .query_row(params![lab_id, id], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    /// How many photos the lab has and how many bytes they take.
+    pub async fn usage(&self, lab_id: &str) -> Result<(u64, u64), StorageError> {
+        let lab_id = lab_id.to_owned();
+        self.with(move |conn| {
+            let (count, bytes): (i64, i64) = conn
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM photos WHERE lab_id = ?1",
+                )?
+                .query_row(params![lab_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok((
+                u64::try_from(count).unwrap_or(0),
+                u64::try_from(bytes).unwrap_or(0),
+            ))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labs::LabStore;
+    use crate::secrets;
+    use crate::storage::SqliteStorage;
+    use labboard_protocol::board::LabInfo;
+    use labboard_protocol::DocumentId;
+    use std::time::Duration;
+
+    async fn lab(labs: &LabStore) -> String {
+        let lab_id = secrets::new_lab_id();
+        labs.create(
+            lab_id.clone(),
+            DocumentId::random(),
+            LabInfo {
+                title: "Fractions".into(),
+                ..LabInfo::default()
+            },
+            secrets::hash("key"),
+        )
+        .await
+        .unwrap();
+        lab_id
+    }
+
+    #[test]
+    fn ids_are_64_lowercase_hex_digits() {
+        let id = id_of(b"photo");
+        assert!(valid_id(&id), "{id}");
+        assert_eq!(
+            id_of(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(!valid_id(&id.to_uppercase()));
+        assert!(!valid_id(&id[1..]));
+        assert!(!valid_id(&format!("{}g", &id[1..])));
+        assert!(!valid_id(""));
+    }
+
+    #[tokio::test]
+    async fn photos_are_kept_per_lab_within_the_quota_and_go_with_their_lab() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path()).unwrap();
+        let labs = LabStore::open(storage.path(), Duration::from_secs(3600)).unwrap();
+        let photos = PhotoStore::open(storage.path()).unwrap();
+        let a = lab(&labs).await;
+        let b = lab(&labs).await;
+
+        let first = vec![1u8; 60];
+        let id = id_of(&first);
+        let put = |lab: &str, id: &str, bytes: Vec<u8>| {
+            let (lab, id) = (lab.to_owned(), id.to_owned());
+            let photos = &photos;
+            async move {
+                photos
+                    .put(&lab, &id, "image/png", bytes, 100)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(put(&a, &id, first.clone()).await, Put::Stored { size: 60 });
+        assert_eq!(
+            put(&a, &id, first.clone()).await,
+            Put::Existing { size: 60 }
+        );
+        assert_eq!(photos.usage(&a).await.unwrap(), (1, 60));
+        // Another lab has its own photos and its own quota.
+        assert_eq!(photos.get(&b, &id).await.unwrap(), None);
+        assert!(!photos.exists(&b, &id).await.unwrap());
+        assert_eq!(put(&b, &id, first.clone()).await, Put::Stored { size: 60 });
+        // 60 + 41 > 100.
+        let second = vec![2u8; 41];
+        assert_eq!(
+            put(&a, &id_of(&second), second).await,
+            Put::Full {
+                used: 60,
+                limit: 100
+            }
+        );
+        let third = vec![3u8; 40];
+        assert_eq!(
+            put(&a, &id_of(&third), third).await,
+            Put::Stored { size: 40 }
+        );
+        assert_eq!(photos.usage(&a).await.unwrap(), (2, 100));
+        assert_eq!(
+            photos.get(&a, &id).await.unwrap(),
+            Some(Photo {
+                content_type: "image/png".into(),
+                bytes: first.clone()
+            })
+        );
+
+        assert_eq!(put("no-such-lab", &id, first.clone()).await, Put::NoLab);
+        labs.end(&b).await.unwrap();
+        let fourth = vec![4u8; 10];
+        assert_eq!(put(&b, &id_of(&fourth), fourth).await, Put::Ended);
+        assert!(photos.exists(&b, &id).await.unwrap());
+
+        assert!(labs.delete(&a).await.unwrap());
+        assert_eq!(photos.usage(&a).await.unwrap(), (0, 0));
+        assert_eq!(photos.get(&a, &id).await.unwrap(), None);
+        assert_eq!(photos.usage(&b).await.unwrap(), (1, 60));
+    }
+}
