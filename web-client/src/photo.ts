@@ -12,7 +12,11 @@
 // Every error message here is written for a coach and can be shown as is.
 //
 // The pure parts (fitWithin, hex, sha256Hex, photoInputProblem) are tested in node; decoding and
-// drawing go through a small `PhotoCanvas` that tests replace with a fake.
+// drawing go through a small `PhotoCanvas` that tests replace with a fake. In the browser,
+// `browserCanvas` decodes with createImageBitmap (an <img> where that is missing or fails, e.g.
+// HEIC in Safari) and draws on an OffscreenCanvas, or on a <canvas> where there is none.
+// Phones reach the server over plain http, where `crypto.subtle` is missing: sha256Hex then uses
+// the JavaScript SHA-256 below, which gives the same ids.
 
 /** The longest side, in pixels, of a prepared photo. */
 export const MAX_SIDE = 1600;
@@ -203,16 +207,48 @@ export interface PhotoCanvas<D extends DecodedImage = DecodedImage> {
   encode(image: D, width: number, height: number, type: PhotoType, quality: number): Promise<Blob>;
 }
 
-/** The browser's PhotoCanvas: createImageBitmap, then an OffscreenCanvas or else a <canvas>. */
-export const browserCanvas: PhotoCanvas<ImageBitmap> = {
-  decode: (file) => createImageBitmap(file, { imageOrientation: "from-image" }),
+/** A picture the browser decoded: an ImageBitmap, or an <img> where that fails. */
+export interface BrowserImage extends DecodedImage {
+  readonly source: CanvasImageSource;
+}
+
+/** Decodes with an <img> (upright by default in current browsers), for browsers whose createImageBitmap cannot. */
+function decodeWithImg(file: Blob): Promise<BrowserImage> {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(file);
+    const img = new Image();
+    img.onload = () => resolve({ width: img.naturalWidth, height: img.naturalHeight, source: img, close: () => URL.revokeObjectURL(url) });
+    img.onerror = () => {
+      URL.revokeObjectURL(url);
+      reject(new Error("not an image"));
+    };
+    img.src = url;
+  });
+}
+
+/**
+ * The browser's PhotoCanvas: createImageBitmap (an <img> when it is missing or fails), then an
+ * OffscreenCanvas or else a <canvas>.
+ */
+export const browserCanvas: PhotoCanvas<BrowserImage> = {
+  async decode(file) {
+    if (typeof createImageBitmap === "function") {
+      try {
+        const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+        return { width: bitmap.width, height: bitmap.height, source: bitmap, close: () => bitmap.close() };
+      } catch {
+        /* some browsers decode more kinds (HEIC in Safari) through <img> */
+      }
+    }
+    return decodeWithImg(file);
+  },
   async encode(image, width, height, type, quality) {
     if (typeof OffscreenCanvas !== "undefined") {
       const canvas = new OffscreenCanvas(width, height);
       const ctx = canvas.getContext("2d");
       // Safari 16 has OffscreenCanvas without a 2D context: fall through to a <canvas>.
       if (ctx) {
-        draw(ctx, image, width, height);
+        draw(ctx, image.source, width, height);
         return canvas.convertToBlob({ type, quality });
       }
     }
@@ -221,7 +257,7 @@ export const browserCanvas: PhotoCanvas<ImageBitmap> = {
     canvas.height = height;
     const ctx = canvas.getContext("2d");
     if (!ctx) throw new PhotoError("This phone could not prepare the photo. Try again, or restart the browser.");
-    draw(ctx, image, width, height);
+    draw(ctx, image.source, width, height);
     const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, type, quality));
     // Free the pixels now; phones have little memory for canvases.
     canvas.width = 0;
@@ -259,7 +295,7 @@ const NOT_READABLE = "This photo could not be opened. Take it again, or choose a
  * Prepares a photo for upload (see the header). Rejects with a PhotoError whose message is for
  * the coach when the file is not a readable picture.
  */
-export async function preparePhoto<D extends DecodedImage = ImageBitmap>(file: Blob, opts: PrepareOptions<D> = {}): Promise<PreparedPhoto> {
+export async function preparePhoto<D extends DecodedImage = BrowserImage>(file: Blob, opts: PrepareOptions<D> = {}): Promise<PreparedPhoto> {
   const problem = photoInputProblem(file as Blob & { name?: string });
   if (problem) throw new PhotoError(problem);
   const canvas = (opts.canvas ?? browserCanvas) as PhotoCanvas<D>;

@@ -28,9 +28,10 @@
 //     store Blobs in IndexedDB in several versions, and an ArrayBuffer works everywhere.
 //   - A refusal (400, 404, 409, 413, 415, 507 and other 4xx answers) is recorded with its reason
 //     and not retried; no network, a timeout, 401, 408, 429 and 5xx stop the drain to be retried.
-//   - Only one drain per lab and database runs in this page (and, where the browser has Web
-//     Locks, across its tabs); each photo's state is read again just before its upload. Should
-//     two uploads of one photo still happen, the server answers the second 200 and stores it once.
+//   - Only one drain per lab and database runs in this page (and across tabs where the browser
+//     has Web Locks, which needs https or localhost; phones on plain http have only the in-page
+//     guard); each photo's state is read again just before its upload. Should two tabs still
+//     upload one photo, the server answers the second 200 and stores it once.
 
 import { UNREACHABLE } from "./api";
 import type { PhotoType, PreparedPhoto } from "./photo";
