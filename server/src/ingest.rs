@@ -27,6 +27,7 @@
 //!    digits) that a change leaves with at most [`board::MAX_NOTE_PHOTOS`] of them, counted on
 //!    the board as the change leaves it; `hiddenPhotos` maps photo ids to `true`. Like the rest
 //!    of a note, `photos` is its author's; `hiddenPhotos` is the facilitator's, like `hidden`.
+//!    Counting reads the note's list on the board once per message (it holds at most a few ids).
 //!
 //! Checks 2–5 cost what the change costs plus a few lookups, whatever the board's size. A change
 //! that fails refuses the whole message: nothing of it reaches the board, and the sender is told
