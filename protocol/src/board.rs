@@ -53,7 +53,12 @@
 //!     timeoutId?: str,                 a key of `timeouts`, if written during one
 //!     pinned?: bool, highlighted?: bool, hidden?: bool,   facilitator flags
 //!     clusterId?: str,                 a key of `clusters`
-//!     editedAt?: int
+//!     editedAt?: int,
+//!     photos?: [str],                  photo ids (the SHA-256 of the photo, 64 lowercase hex),
+//!                                      at most 4, in the order the author added them; only
+//!                                      the author writes them (the photos live outside the
+//!                                      document: `/api/labs/{labId}/photos/{id}`)
+//!     hiddenPhotos?: { <photoId>: true }   photos the facilitator hid from the board
 //!   }
 //! }
 //! clusters: {                          debrief groups of notes, keyed by a random id
@@ -106,6 +111,12 @@
 //!
 //! Version 3 added `picks`, `nextSteps` and `lab.pickLimit`; [`upgrade`] adds the two maps
 //! (empty) to a version 2 board, and `pickLimit` stays absent until the facilitator sets it.
+//!
+//! A note's `photos` and `hiddenPhotos` came later, within version 3: they only add fields, a
+//! note without them reads as having no photos and none hidden, and an upgrade has nothing to
+//! add, so `schemaVersion` stays 3. Readers take only valid ids ([`is_photo_id`]), the first
+//! [`MAX_NOTE_PHOTOS`] of them. `hiddenPhotos` is created by the facilitator's first hide of
+//! one of the note's photos.
 
 mod specimen;
 pub use specimen::{paths, specimen};
@@ -117,6 +128,14 @@ use automerge::{
 
 /// The schema version [`new_board`] writes and [`upgrade`] brings boards to.
 pub const BOARD_SCHEMA_VERSION: u64 = 3;
+
+/// The most photos a note refers to (`notes.<id>.photos`).
+pub const MAX_NOTE_PHOTOS: usize = 4;
+
+/// Whether `id` is written as a photo id is: the SHA-256 of the photo in 64 lowercase hex digits.
+pub fn is_photo_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// The categories a new lab starts with: (id, label, colour); a category's `order` is its
 /// position here.
@@ -158,7 +177,7 @@ pub const COLLECTIONS: [&str; 9] = [
 /// Every path of the schema: map keys from the root, `*` for any key of a collection, `[]` for
 /// any element of a list. The web client keeps the same list (`BOARD_FIELDS` in
 /// `web-client/src/model.ts`); both are checked against [`specimen`].
-pub const FIELDS: [&str; 75] = [
+pub const FIELDS: [&str; 79] = [
     "schemaVersion",
     "lab",
     "lab.title",
@@ -212,6 +231,10 @@ pub const FIELDS: [&str; 75] = [
     "notes.*.hidden",
     "notes.*.clusterId",
     "notes.*.editedAt",
+    "notes.*.photos",
+    "notes.*.photos.[]",
+    "notes.*.hiddenPhotos",
+    "notes.*.hiddenPhotos.*",
     "clusters",
     "clusters.*",
     "clusters.*.label",

@@ -23,6 +23,11 @@
 //!    or deletes only its own, reacts and calls time-outs as itself, takes back its own running
 //!    time-out, ends time-outs, adds child aliases, picks notes and writes next steps as itself
 //!    (and changes only its own); the rest of the board is the facilitator's. Nobody deletes or replaces the board's top-level maps.
+//! 7. **Photos.** Whoever writes them, a note's `photos` is a list of photo ids (64 lowercase hex
+//!    digits) that a change leaves with at most [`board::MAX_NOTE_PHOTOS`] of them, counted on
+//!    the board as the change leaves it; `hiddenPhotos` maps photo ids to `true`. Like the rest
+//!    of a note, `photos` is its author's; `hiddenPhotos` is the facilitator's, like `hidden`.
+//!    Counting reads the note's list on the board once per message (it holds at most a few ids).
 //!
 //! Checks 2–5 cost what the change costs plus a few lookups, whatever the board's size. A change
 //! that fails refuses the whole message: nothing of it reaches the board, and the sender is told
@@ -70,7 +75,13 @@ fn is_structure(key: &str) -> bool {
 const OWNED_ENTRIES: [&str; 4] = ["notes", "timeouts", "children", "nextSteps"];
 
 /// Fields of a note only the facilitator sets.
-const FACILITATOR_NOTE_FIELDS: [&str; 4] = ["pinned", "highlighted", "hidden", "clusterId"];
+const FACILITATOR_NOTE_FIELDS: [&str; 5] = [
+    "pinned",
+    "highlighted",
+    "hidden",
+    "clusterId",
+    "hiddenPhotos",
+];
 
 /// Who sends a change, from the connection's token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +241,7 @@ pub fn admit<'c>(
         admitted: HashMap::new(),
         objects: HashMap::new(),
         written: HashMap::new(),
+        photo_lists: HashMap::new(),
     };
     // Every candidate, from this message and from earlier ones of the same peer.
     let mut candidates: HashMap<ChangeHash, Change> = waiting.changes.clone();
@@ -408,6 +420,28 @@ struct Gate<'a> {
     /// Values written by this message, by object and map key or sequence element: what later
     /// ops of the message may name as their `pred`.
     written: HashMap<(ObjectId, Key), Vec<OpId>>,
+    /// Notes' `photos` lists this message writes into, as the message leaves them so far.
+    photo_lists: HashMap<ObjectId, PhotoList>,
+}
+
+/// A note's `photos` list as a message leaves it: the elements the board holds, each with the
+/// values it still has, and the elements the message inserted and did not delete.
+#[derive(Debug, Default)]
+struct PhotoList {
+    board: Vec<Vec<OpId>>,
+    inserted: HashSet<OpId>,
+    /// Whether the change being checked inserted into it.
+    grew: bool,
+}
+
+impl PhotoList {
+    fn len(&self) -> usize {
+        self.board
+            .iter()
+            .filter(|values| !values.is_empty())
+            .count()
+            + self.inserted.len()
+    }
 }
 
 impl Gate<'_> {
@@ -492,6 +526,19 @@ impl Gate<'_> {
                     Problem::Invalid(reason) => Refusal::Invalid { hash, reason },
                     Problem::Forbidden(reason) => Refusal::Forbidden { hash, reason },
                 })?;
+        }
+        for list in self.photo_lists.values_mut() {
+            let grew = std::mem::take(&mut list.grew);
+            if grew && list.len() > board::MAX_NOTE_PHOTOS {
+                return Err(Refusal::Forbidden {
+                    hash,
+                    reason: format!(
+                        "a note holds at most {} photos; this change leaves {}",
+                        board::MAX_NOTE_PHOTOS,
+                        list.len()
+                    ),
+                });
+            }
         }
 
         self.admitted
@@ -828,6 +875,124 @@ impl Gate<'_> {
         out
     }
 
+    /// What a note's photos hold, whoever writes them (the role rules come after): `photos` is
+    /// a list of photo ids, `hiddenPhotos` a map of photo ids to `true`.
+    fn photo_rules(
+        &mut self,
+        change: &Change,
+        own: u64,
+        object: &Object,
+        path: &[&str],
+        key: &str,
+        op: &automerge::legacy::Op,
+    ) -> Result<(), Problem> {
+        let forbidden = |what: &str| Err(Problem::Forbidden(what.to_owned()));
+        match (path, key) {
+            (["notes", _], "photos") => match op.action {
+                OpType::Make(ObjType::List) | OpType::Delete => Ok(()),
+                _ => forbidden("a note's `photos` is a list of photo ids"),
+            },
+            (["notes", _], "hiddenPhotos") => match op.action {
+                OpType::Make(ObjType::Map) | OpType::Delete => Ok(()),
+                _ => forbidden("a note's `hiddenPhotos` is a map of photo ids"),
+            },
+            (["notes", _, "photos"], _) => match &op.action {
+                OpType::Put(ScalarValue::Str(id)) if board::is_photo_id(id) => {
+                    self.count_photo(change, own, object, op);
+                    Ok(())
+                }
+                OpType::Delete => {
+                    self.count_photo(change, own, object, op);
+                    Ok(())
+                }
+                _ => forbidden(
+                    "a note's photo is its id: the SHA-256 of the photo in 64 lowercase hex digits",
+                ),
+            },
+            (["notes", _, "hiddenPhotos"], id) => match op.action {
+                OpType::Delete => Ok(()),
+                OpType::Put(ScalarValue::Boolean(true)) if board::is_photo_id(id) => Ok(()),
+                _ => forbidden("`hiddenPhotos` maps photo ids (64 lowercase hex digits) to `true`"),
+            },
+            (["notes", _, "photos" | "hiddenPhotos", ..], _) => {
+                forbidden("a note's photos hold only photo ids")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Follows what `op` (a valid write into a note's `photos`) does to the list's length.
+    fn count_photo(
+        &mut self,
+        change: &Change,
+        own: u64,
+        object: &Object,
+        op: &automerge::legacy::Op,
+    ) {
+        if !self.photo_lists.contains_key(&op.obj) {
+            let board = object
+                .exid
+                .as_ref()
+                .map(|exid| self.board_list(exid))
+                .unwrap_or_default();
+            self.photo_lists.insert(
+                op.obj.clone(),
+                PhotoList {
+                    board,
+                    ..PhotoList::default()
+                },
+            );
+        }
+        let list = self
+            .photo_lists
+            .get_mut(&op.obj)
+            .expect("the list was just recorded");
+        let this = OpId::new(own, change.actor_id());
+        if op.insert {
+            list.inserted.insert(this);
+            list.grew = true;
+            return;
+        }
+        let Key::Seq(ElementId::Id(element)) = &op.key else {
+            return;
+        };
+        let delete = matches!(op.action, OpType::Delete);
+        if list.inserted.contains(element) {
+            if delete {
+                list.inserted.remove(element);
+            }
+            return;
+        }
+        for values in &mut list.board {
+            if values
+                .iter()
+                .any(|value| op.pred.iter().any(|p| p == value))
+            {
+                values.retain(|value| !op.pred.iter().any(|p| p == value));
+                if !delete {
+                    values.push(this.clone());
+                }
+            }
+        }
+    }
+
+    /// The elements of a list on the board, each with the ids of its values.
+    fn board_list(&self, exid: &automerge::ObjId) -> Vec<Vec<OpId>> {
+        (0..self.doc.length(exid))
+            .map(|index| {
+                self.doc
+                    .get_all(exid, index)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(_, id)| match id {
+                        automerge::ObjId::Id(counter, actor, _) => Some(OpId::new(counter, &actor)),
+                        automerge::ObjId::Root => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The role rules (see the module docs).
     fn allowed(
         &mut self,
@@ -855,6 +1020,7 @@ impl Gate<'_> {
         if self.writer.is_server() {
             return Ok(());
         }
+        self.photo_rules(change, own, object, &path, key_str, op)?;
         if self.writer.role == Role::Facilitator {
             // Everything but the board's structure: top-level maps are neither removed nor
             // replaced, since a second `notes` map would hide every note of the first.

@@ -662,3 +662,242 @@ fn garbage_chunks_are_refused_as_undecodable() {
     }
     let _ = lab.phone.generate_sync_message(&mut sync::State::new());
 }
+
+/// A photo id: the SHA-256 of some bytes, in 64 lowercase hex digits.
+fn photo(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+/// The `photos` list of note `id` on the phone's copy.
+fn photos_of(tx: &automerge::transaction::Transaction<'_>, id: &str) -> automerge::ObjId {
+    let note = tx.get(root_map(tx, "notes"), id).unwrap().unwrap().1;
+    tx.get(&note, "photos").unwrap().unwrap().1
+}
+
+/// Sends `change` as `writer`; once it passes, the phone has it too.
+fn accepted(lab: &mut Lab, writer: &Writer, change: Change) {
+    lab.send(writer, vec![change.clone()])
+        .unwrap_or_else(|err| panic!("refused: {err}"));
+    lab.phone.apply_changes([change]).unwrap();
+}
+
+fn photo_count(lab: &Lab) -> usize {
+    let doc = lab.state.doc();
+    let notes = doc.get(ROOT, "notes").unwrap().unwrap().1;
+    let note = doc.get(&notes, "n-ana").unwrap().unwrap().1;
+    let photos = doc.get(&note, "photos").unwrap().unwrap().1;
+    doc.length(&photos)
+}
+
+#[test]
+fn a_note_refers_to_at_most_four_photos_by_their_ids() {
+    let mut lab = Lab::new();
+    // Ana adds two photos to her note, then two more: four.
+    let two = lab.forked_change(|tx| {
+        let note = tx.get(root_map(tx, "notes"), "n-ana").unwrap().unwrap().1;
+        let photos = tx.put_object(&note, "photos", ObjType::List).unwrap();
+        tx.insert(&photos, 0, photo(1)).unwrap();
+        tx.insert(&photos, 1, photo(2)).unwrap();
+    });
+    accepted(&mut lab, &observer("a-ana"), two);
+    let more = lab.forked_change(|tx| {
+        let photos = photos_of(tx, "n-ana");
+        tx.insert(&photos, 2, photo(3)).unwrap();
+        tx.insert(&photos, 3, photo(4)).unwrap();
+    });
+    accepted(&mut lab, &observer("a-ana"), more);
+    assert_eq!(photo_count(&lab), 4);
+
+    // A fifth is refused, from the author and from the facilitator alike.
+    let fifth = lab.forked_change(|tx| {
+        let photos = photos_of(tx, "n-ana");
+        tx.insert(&photos, 4, photo(5)).unwrap();
+    });
+    for writer in [observer("a-ana"), facilitator()] {
+        let reason = forbidden(lab.send(&writer, vec![fifth.clone()]));
+        assert!(reason.contains("at most 4 photos"), "{reason}");
+    }
+    // So is a note created with five.
+    let five = lab.forked_change(|tx| {
+        let note = tx
+            .put_object(root_map(tx, "notes"), "n-five", ObjType::Map)
+            .unwrap();
+        tx.put(&note, "authorId", "a-ana").unwrap();
+        let photos = tx.put_object(&note, "photos", ObjType::List).unwrap();
+        for i in 0..5 {
+            tx.insert(&photos, i, photo(10 + i as u8)).unwrap();
+        }
+    });
+    let reason = forbidden(lab.send(&observer("a-ana"), vec![five]));
+    assert!(reason.contains("at most 4 photos"), "{reason}");
+    assert_eq!(lab.notes(), 1);
+
+    // Taking one out and adding another in one change leaves four: it passes.
+    let swap = lab.forked_change(|tx| {
+        let photos = photos_of(tx, "n-ana");
+        tx.insert(&photos, 4, photo(6)).unwrap();
+        tx.delete(&photos, 0).unwrap();
+    });
+    accepted(&mut lab, &observer("a-ana"), swap);
+    // Two changes in one message: the second's fifth is refused with the first.
+    let take_out = lab.forked_change(|tx| {
+        let photos = photos_of(tx, "n-ana");
+        tx.delete(&photos, 0).unwrap();
+    });
+    let mut ahead = lab.phone.fork();
+    ahead.apply_changes([take_out.clone()]).unwrap();
+    let two_in = {
+        let photos = {
+            let notes = ahead.get(ROOT, "notes").unwrap().unwrap().1;
+            let note = ahead.get(&notes, "n-ana").unwrap().unwrap().1;
+            ahead.get(&note, "photos").unwrap().unwrap().1
+        };
+        let mut tx = ahead.transaction();
+        tx.insert(&photos, 0, photo(8)).unwrap();
+        tx.insert(&photos, 0, photo(9)).unwrap();
+        tx.commit();
+        ahead.get_last_local_change().unwrap().clone()
+    };
+    let reason = forbidden(lab.send(&observer("a-ana"), vec![take_out, two_in]));
+    assert!(reason.contains("leaves 5"), "{reason}");
+    let replace = lab.forked_change(|tx| {
+        let photos = photos_of(tx, "n-ana");
+        tx.put(&photos, 0, photo(7)).unwrap();
+    });
+    // So does replacing one in place.
+    accepted(&mut lab, &observer("a-ana"), replace);
+    assert_eq!(photo_count(&lab), 4);
+}
+
+#[test]
+fn a_photo_is_written_as_its_id_and_nothing_else() {
+    let mut lab = Lab::new();
+    let list = lab.forked_change(|tx| {
+        let note = tx.get(root_map(tx, "notes"), "n-ana").unwrap().unwrap().1;
+        tx.put_object(&note, "photos", ObjType::List).unwrap();
+    });
+    accepted(&mut lab, &observer("a-ana"), list);
+    let bad: Vec<(&str, Edit)> = vec![
+        (
+            "upper case",
+            Box::new(|tx| {
+                let photos = photos_of(tx, "n-ana");
+                tx.insert(&photos, 0, photo(0xab).to_uppercase()).unwrap();
+            }),
+        ),
+        (
+            "63 digits",
+            Box::new(|tx| {
+                let photos = photos_of(tx, "n-ana");
+                tx.insert(&photos, 0, &photo(1)[1..]).unwrap();
+            }),
+        ),
+        (
+            "a number",
+            Box::new(|tx| {
+                let photos = photos_of(tx, "n-ana");
+                tx.insert(&photos, 0, 7_i64).unwrap();
+            }),
+        ),
+        (
+            "an object",
+            Box::new(|tx| {
+                let photos = photos_of(tx, "n-ana");
+                tx.insert_object(&photos, 0, ObjType::Map).unwrap();
+            }),
+        ),
+        (
+            "photos as a string",
+            Box::new(|tx| {
+                let note = tx.get(root_map(tx, "notes"), "n-ana").unwrap().unwrap().1;
+                tx.put(&note, "photos", photo(1)).unwrap();
+            }),
+        ),
+        (
+            "photos as a map",
+            Box::new(|tx| {
+                let note = tx.get(root_map(tx, "notes"), "n-ana").unwrap().unwrap().1;
+                tx.put_object(&note, "photos", ObjType::Map).unwrap();
+            }),
+        ),
+    ];
+    for (what, edit) in &bad {
+        let change = lab.forked_change(|tx| edit(tx));
+        let reason = forbidden(lab.send(&observer("a-ana"), vec![change]));
+        assert!(reason.contains("photo"), "{what}: {reason}");
+    }
+    assert_eq!(photo_count(&lab), 0);
+    // The same message with a good id passes.
+    let good = lab.forked_change(|tx| {
+        let photos = photos_of(tx, "n-ana");
+        tx.insert(&photos, 0, photo(1)).unwrap();
+    });
+    accepted(&mut lab, &observer("a-ana"), good);
+    assert_eq!(photo_count(&lab), 1);
+}
+
+#[test]
+fn photos_are_their_authors_and_hiding_one_is_the_facilitators() {
+    let mut lab = Lab::new();
+    let add = |lab: &Lab| {
+        lab.forked_change(|tx| {
+            let note = tx.get(root_map(tx, "notes"), "n-ana").unwrap().unwrap().1;
+            let photos = tx.put_object(&note, "photos", ObjType::List).unwrap();
+            tx.insert(&photos, 0, photo(1)).unwrap();
+        })
+    };
+    let reason = forbidden(lab.send(&observer("a-ben"), vec![add(&lab)]));
+    assert!(reason.contains("notes of others"), "{reason}");
+    let mine = add(&lab);
+    accepted(&mut lab, &observer("a-ana"), mine);
+    let another = lab.forked_change(|tx| {
+        let photos = photos_of(tx, "n-ana");
+        tx.insert(&photos, 1, photo(2)).unwrap();
+    });
+    let reason = forbidden(lab.send(&observer("a-ben"), vec![another.clone()]));
+    assert!(reason.contains("notes of others"), "{reason}");
+    let remove = lab.forked_change(|tx| {
+        let photos = photos_of(tx, "n-ana");
+        tx.delete(&photos, 0).unwrap();
+    });
+    forbidden(lab.send(&observer("a-ben"), vec![remove]));
+    accepted(&mut lab, &observer("a-ana"), another);
+
+    // Hiding a photo: the facilitator's, not even the author's.
+    let hide = |lab: &Lab, key: String, value: ScalarValue| {
+        lab.forked_change(move |tx| {
+            let note = tx.get(root_map(tx, "notes"), "n-ana").unwrap().unwrap().1;
+            let hidden = tx.put_object(&note, "hiddenPhotos", ObjType::Map).unwrap();
+            tx.put(&hidden, key.as_str(), value).unwrap();
+        })
+    };
+    for who in ["a-ana", "a-ben"] {
+        let reason = forbidden(lab.send(
+            &observer(who),
+            vec![hide(&lab, photo(1), ScalarValue::Boolean(true))],
+        ));
+        assert!(
+            reason.contains("`hiddenPhotos` of a note is the facilitator's"),
+            "{reason}"
+        );
+    }
+    for (key, value) in [
+        ("not a photo id".to_owned(), ScalarValue::Boolean(true)),
+        (photo(1), ScalarValue::Boolean(false)),
+        (photo(1), ScalarValue::Str("yes".into())),
+    ] {
+        let reason = forbidden(lab.send(&facilitator(), vec![hide(&lab, key, value)]));
+        assert!(reason.contains("hiddenPhotos"), "{reason}");
+    }
+    let hidden = hide(&lab, photo(1), ScalarValue::Boolean(true));
+    accepted(&mut lab, &facilitator(), hidden);
+    // Showing it again: the facilitator's too.
+    let show = lab.forked_change(|tx| {
+        let note = tx.get(root_map(tx, "notes"), "n-ana").unwrap().unwrap().1;
+        let hidden = tx.get(&note, "hiddenPhotos").unwrap().unwrap().1;
+        tx.delete(&hidden, photo(1).as_str()).unwrap();
+    });
+    forbidden(lab.send(&observer("a-ana"), vec![show.clone()]));
+    accepted(&mut lab, &facilitator(), show);
+    assert_eq!(photo_count(&lab), 2);
+}

@@ -31,6 +31,23 @@ export interface StoredNote {
   highlighted?: unknown;
   hidden?: unknown;
   clusterId?: unknown;
+  photos?: unknown;
+  hiddenPhotos?: unknown;
+}
+
+/** The most photos a note refers to (protocol/src/board.rs, MAX_NOTE_PHOTOS). */
+export const MAX_NOTE_PHOTOS = 4;
+
+/** Whether `id` is written as a photo id is: the SHA-256 of the photo in 64 lowercase hex digits. */
+export function isPhotoId(id: string): boolean {
+  return /^[0-9a-f]{64}$/.test(id);
+}
+
+/** One photo of a note: its id (the photo is at `/api/labs/{labId}/photos/{id}`). */
+export interface NotePhoto {
+  id: string;
+  /** Hidden from the board by the facilitator: absent means shown. */
+  hidden?: boolean;
 }
 
 export interface Category {
@@ -64,6 +81,8 @@ export interface Note extends NoteRun {
   hidden?: boolean;
   /** A key of `clusters`, when the note is in a cluster. */
   clusterId?: string;
+  /** Its photos, in the order the author added them; absent when it has none. */
+  photos?: NotePhoto[];
 }
 
 export interface LabInfo {
@@ -135,7 +154,27 @@ export function readNote(id: string, n: StoredNote | undefined): Note | undefine
     children,
     ...readNoteRun(n),
     ...readNoteFlags(n),
+    ...readNotePhotos(n),
   };
+}
+
+/**
+ * The photos of a stored note: the valid ids of its `photos`, each once, the first
+ * `MAX_NOTE_PHOTOS` of them, in order; those in `hiddenPhotos` (set to `true`) marked hidden.
+ */
+export function readNotePhotos(n: StoredNote): Pick<Note, "photos"> {
+  if (!Array.isArray(n.photos)) return {};
+  const hidden = n.hiddenPhotos !== null && typeof n.hiddenPhotos === "object" && !Array.isArray(n.hiddenPhotos)
+    ? (n.hiddenPhotos as Record<string, unknown>)
+    : {};
+  const ids: string[] = [];
+  for (const value of n.photos) {
+    const id = str(value);
+    if (isPhotoId(id) && !ids.includes(id)) ids.push(id);
+    if (ids.length === MAX_NOTE_PHOTOS) break;
+  }
+  if (ids.length === 0) return {};
+  return { photos: ids.map((id) => (Object.prototype.hasOwnProperty.call(hidden, id) && hidden[id] === true ? { id, hidden: true } : { id })) };
 }
 
 /** The run fields of a stored note (phase, minute, time-out, reactions, edit time). */
@@ -184,6 +223,8 @@ export interface NoteInput {
   phase?: string;
   minute?: number;
   timeoutId?: string;
+  /** Ids of the photos the author added (already uploaded), in order; at most MAX_NOTE_PHOTOS. */
+  photos?: string[];
 }
 
 /**
@@ -191,6 +232,10 @@ export interface NoteInput {
  * `ImmutableString`): only the author sets these fields, so they need no collaborative text.
  */
 export function buildNote<S>(input: NoteInput, scalar: (s: string) => S) {
+  const photos = input.photos ?? [];
+  if (photos.length > MAX_NOTE_PHOTOS || !photos.every(isPhotoId) || new Set(photos).size !== photos.length) {
+    throw new RangeError(`a note refers to at most ${MAX_NOTE_PHOTOS} different photo ids (64 lowercase hex digits)`);
+  }
   return {
     text: scalar(input.text),
     category: scalar(input.category),
@@ -203,6 +248,8 @@ export function buildNote<S>(input: NoteInput, scalar: (s: string) => S) {
     ...(input.phase ? { phase: scalar(input.phase) } : {}),
     ...(input.minute !== undefined ? { minute: Math.max(0, Math.floor(input.minute)) } : {}),
     ...(input.timeoutId ? { timeoutId: scalar(input.timeoutId) } : {}),
+    // Scalar strings: the server takes a photo only as its id, never as collaborative text.
+    ...(photos.length > 0 ? { photos: photos.map(scalar) } : {}),
   };
 }
 

@@ -5,7 +5,7 @@
 // `handle.change`, write only inside maps that exist (never create `agreements` or `notes`),
 // set single keys (which merge) and return whether they changed anything.
 
-import { str, type Note } from "./board";
+import { isPhotoId, str, type Note } from "./board";
 import { agreementsOf, isObj, num, type Agreement, type RunDoc } from "./labrun";
 
 type Scalar = (s: string) => unknown;
@@ -106,6 +106,29 @@ export function setNoteFlag(d: RunDoc, noteId: string, flag: NoteFlag, on: boole
   } else {
     if (!(flag in n)) return false;
     delete n[flag];
+  }
+  return true;
+}
+
+/**
+ * Hides one photo of a note from the board (`hiddenPhotos[photoId] = true`, the map created on
+ * the first hide) or shows it again (deletes the key); only photos the note has. The
+ * facilitator's, like the note flags.
+ */
+export function setPhotoHidden(d: RunDoc, noteId: string, photoId: string, hidden: boolean): boolean {
+  const n = (d.notes as Record<string, unknown> | undefined)?.[noteId];
+  if (!isObj(n) || !isPhotoId(photoId) || !Array.isArray(n.photos) || !n.photos.some((p) => str(p) === photoId)) return false;
+  const map = n.hiddenPhotos;
+  if (hidden) {
+    if (isObj(map)) {
+      if (map[photoId] === true) return false;
+      map[photoId] = true;
+    } else {
+      n.hiddenPhotos = { [photoId]: true };
+    }
+  } else {
+    if (!isObj(map) || !(photoId in map)) return false;
+    delete map[photoId];
   }
   return true;
 }

@@ -17,10 +17,17 @@ import {
   type StoredBoard,
 } from "./model";
 import { undoTimeout, type RunDoc } from "./labrun";
+import { buildNote } from "./board";
+import { setPhotoHidden } from "./debrief";
 
 // The board Rust writes with every field of the schema set (protocol/src/board/specimen.rs).
 const SPECIMEN = new URL("../../tests/fixtures/board-specimen.automerge", import.meta.url);
 const AUTHOR = "a0123456789abcdef01234567";
+// The specimen note's photos (SPECIMEN_PHOTOS in specimen.rs); the second is hidden.
+const PHOTOS = [
+  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+  "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+];
 const COLLECTIONS = new Set(["phases", "timeouts", "categories", "children", "notes", "clusters", "agreements", "picks", "nextSteps"]);
 
 // Node's fs, without Node's types in the app's tsconfig: the import is only what this test uses.
@@ -43,7 +50,7 @@ function paths(value: unknown, prefix = "", collection = false, out = new Set<st
     for (const [key, item] of Object.entries(value)) {
       const name = prefix === "" ? key : `${prefix}.${collection ? "*" : key}`;
       out.add(name);
-      const isCollection = (prefix === "" && COLLECTIONS.has(key)) || /^notes\.\*\.reactions$/.test(name);
+      const isCollection = (prefix === "" && COLLECTIONS.has(key)) || /^notes\.\*\.(reactions|hiddenPhotos)$/.test(name);
       paths(item, name, isCollection, out);
     }
   }
@@ -92,6 +99,7 @@ describe("the board Rust writes with every field", () => {
     expect(defaults(model.phases.slice(1), "phases")).toEqual([]);
     expect(defaults(model.categories.slice(1), "categories")).toEqual([]);
     expect(note.reactions).toEqual(["afedcba9876543210fedcba98"]);
+    expect(note.photos).toEqual([{ id: PHOTOS[0] }, { id: PHOTOS[1], hidden: true }]);
     expect(model.picks).toEqual([{ authorId: AUTHOR, noteId: "note-1", at: 1_764_014_500_000 }]);
   });
 });
@@ -201,5 +209,59 @@ describe("readBoard", () => {
       expect(model.nextSteps).toEqual([]);
       expect(model.lab.pickLimit).toBe(DEFAULT_PICK_LIMIT);
     }
+  });
+});
+
+describe("a note's photos", () => {
+  const scalar = (s: string) => new A.ImmutableString(s);
+  const id = (n: number) => n.toString(16).padStart(2, "0").repeat(32);
+  const input = { text: "T. counted by 2s", category: "c", authorName: "Ana", authorId: "ana", createdAt: 1 };
+
+  it("are read in order: valid ids only, each once, at most four, hidden ones marked", () => {
+    const doc = A.change(A.init<StoredBoard>(), (d) => {
+      d.notes = {
+        n1: { text: "a", photos: [id(1), "NOT-A-PHOTO", id(2).toUpperCase(), 7, id(2), id(1), id(3), id(4), id(5)].map((v) => (typeof v === "string" ? scalar(v) : v)) },
+        n2: { text: "b", photos: [scalar(id(1)), scalar(id(2))], hiddenPhotos: { [id(2)]: true, [id(1)]: false, [id(9)]: true } },
+        n3: { text: "c" },
+        n4: { text: "d", photos: "x", hiddenPhotos: [id(1)] },
+        n5: { text: "e", photos: [scalar("nope")] },
+      };
+    });
+    const notes = new Map(readBoard(doc).notes.map((n) => [n.id, n]));
+    expect(notes.get("n1")!.photos).toEqual([{ id: id(1) }, { id: id(2) }, { id: id(3) }, { id: id(4) }]);
+    expect(notes.get("n2")!.photos).toEqual([{ id: id(1) }, { id: id(2), hidden: true }]);
+    // An older note, or one with nothing valid, has none.
+    for (const n of ["n3", "n4", "n5"]) expect(notes.get(n)!.photos).toBeUndefined();
+  });
+
+  it("are set when the note is created, as scalar ids", () => {
+    const note = buildNote({ ...input, photos: [id(1), id(2)] }, scalar);
+    expect(note.photos!.map(String)).toEqual([id(1), id(2)]);
+    expect(note.photos![0]).toBeInstanceOf(A.ImmutableString);
+    expect("photos" in buildNote(input, scalar)).toBe(false);
+    expect("photos" in buildNote({ ...input, photos: [] }, scalar)).toBe(false);
+    const doc = A.change(A.init<StoredBoard>(), (d) => {
+      d.notes = { n: buildNote({ ...input, photos: [id(1), id(2)] }, scalar) };
+    });
+    expect(readBoard(doc).notes[0]!.photos).toEqual([{ id: id(1) }, { id: id(2) }]);
+    for (const photos of [[id(1), id(2), id(3), id(4), id(5)], ["abc"], [id(0xab).toUpperCase()], [id(1), id(1)]]) {
+      expect(() => buildNote({ ...input, photos }, scalar)).toThrow(RangeError);
+    }
+  });
+
+  it("are hidden and shown one at a time by the facilitator, only those the note has", () => {
+    let doc = A.change(A.init<StoredBoard>(), (d) => {
+      d.notes = { n: buildNote({ ...input, photos: [id(1), id(2)] }, scalar) };
+    });
+    doc = A.change(doc, (d) => {
+      expect(setPhotoHidden(d, "n", id(2), true)).toBe(true);
+      expect(setPhotoHidden(d, "n", id(2), true)).toBe(false);
+      expect(setPhotoHidden(d, "n", id(3), true)).toBe(false);
+      expect(setPhotoHidden(d, "missing", id(1), true)).toBe(false);
+      expect(setPhotoHidden(d, "n", id(1), false)).toBe(false);
+    });
+    expect(readBoard(doc).notes[0]!.photos).toEqual([{ id: id(1) }, { id: id(2), hidden: true }]);
+    doc = A.change(doc, (d) => expect(setPhotoHidden(d, "n", id(2), false)).toBe(true));
+    expect(readBoard(doc).notes[0]!.photos).toEqual([{ id: id(1) }, { id: id(2) }]);
   });
 });

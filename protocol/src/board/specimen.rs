@@ -16,6 +16,11 @@ pub const SPECIMEN_AUTHOR: &str = "a0123456789abcdef01234567";
 /// A second person: the note's reaction.
 const OTHER_AUTHOR: &str = "afedcba9876543210fedcba98";
 const AT: i64 = 1_764_000_000_000;
+/// The note's two photos (SHA-256 of "test" and of "abc"); the second is hidden.
+pub const SPECIMEN_PHOTOS: [&str; 2] = [
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+];
 
 /// The specimen board, as one change at time 0 by a fixed actor, so its saved bytes never vary.
 pub fn specimen() -> Automerge {
@@ -95,6 +100,12 @@ pub fn specimen() -> Automerge {
             tx.put(&note, "hidden", true)?;
             tx.put(&note, "clusterId", "cluster-1")?;
             tx.put(&note, "editedAt", AT + 3_600_000 + 690_000)?;
+            let photos = tx.put_object(&note, "photos", ObjType::List)?;
+            for (i, id) in SPECIMEN_PHOTOS.iter().enumerate() {
+                tx.insert(&photos, i, *id)?;
+            }
+            let hidden = tx.put_object(&note, "hiddenPhotos", ObjType::Map)?;
+            tx.put(&hidden, SPECIMEN_PHOTOS[1], true)?;
 
             let agreements = at(&ROOT, "agreements", tx)?;
             let agreement = tx.put_object(&agreements, "agreement-1", ObjType::Map)?;
@@ -133,7 +144,7 @@ pub fn specimen() -> Automerge {
 }
 
 /// Every path a document holds, written as [`FIELDS`](super::FIELDS) writes them: the keys of
-/// collections (and of a note's `reactions`) as `*`, list elements as `[]`.
+/// collections (and of a note's `reactions` and `hiddenPhotos`) as `*`, list elements as `[]`.
 pub fn paths(doc: &impl ReadDoc) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     walk(doc, &ROOT, "", false, &mut out);
@@ -157,7 +168,8 @@ fn walk(
     let visit = |name: String, value: Value<'_>, id: ObjId, out: &mut BTreeSet<String>| {
         if let Value::Object(ObjType::Map | ObjType::List) = value {
             let is_collection = (prefix.is_empty() && COLLECTIONS.contains(&name.as_str()))
-                || (name.starts_with("notes.*.") && name.ends_with(".reactions"));
+                || (name.starts_with("notes.*.")
+                    && (name.ends_with(".reactions") || name.ends_with(".hiddenPhotos")));
             walk(doc, &id, &name, is_collection, out);
         }
         out.insert(name);
@@ -212,6 +224,17 @@ mod tests {
         let mut doc = specimen();
         assert_eq!(board_version(&doc).unwrap(), Some(BOARD_SCHEMA_VERSION));
         assert!(!upgrade(&mut doc).unwrap(), "nothing to upgrade");
+    }
+
+    #[test]
+    fn the_specimen_photos_are_photo_ids() {
+        use crate::board::{is_photo_id, MAX_NOTE_PHOTOS};
+        assert!(SPECIMEN_PHOTOS.iter().all(|id| is_photo_id(id)));
+        assert!(SPECIMEN_PHOTOS.len() <= MAX_NOTE_PHOTOS);
+        assert!(!is_photo_id(&SPECIMEN_PHOTOS[0].to_uppercase()));
+        assert!(!is_photo_id(&SPECIMEN_PHOTOS[0][1..]));
+        assert!(!is_photo_id(&format!("{}0", SPECIMEN_PHOTOS[0])));
+        assert!(!is_photo_id(&SPECIMEN_PHOTOS[0].replace('a', "g")));
     }
 
     /// The fixture the TypeScript test reads is this specimen. Set LABBOARD_WRITE_FIXTURES=1 to

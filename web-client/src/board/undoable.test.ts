@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
 import { buildNote } from "../board";
 import type { DebriefDoc } from "../debrief";
-import { changePhase, dropCluster, setCluster, setFlag } from "./undoable";
+import { changePhase, dropCluster, hidePhoto, setCluster, setFlag } from "./undoable";
 import type { UndoableWriter, Writer } from "./view";
 
 const scalar = (s: string) => new A.ImmutableString(s);
@@ -63,6 +63,27 @@ describe("undoable board writes", () => {
     let inverse: Writer | undefined = () => true;
     A.change(doc, (d) => {
       inverse = setFlag("a", "pinned", false)(d, T0, scalar, () => undefined);
+    });
+    expect(inverse).toBeUndefined();
+  });
+
+  it("hide a photo, then undo: the note is as before; show it, then undo: hidden again", () => {
+    const p1 = "1".repeat(64);
+    const p2 = "2".repeat(64);
+    const doc = A.change(board(), (d) => {
+      d.notes!.a = buildNote({ text: "A", category: "c", authorName: "Ana", authorId: "ana", createdAt: T0, photos: [p1, p2] }, scalar);
+    });
+    const hid = applyAndUndo(doc, hidePhoto("a", p2, true));
+    expect(hid.after.notes!.a!.hiddenPhotos).toEqual({ [p2]: true });
+    expect(plain(hid.back)).toEqual(plain(doc));
+    const hidden = A.clone(hid.after);
+    const shown = applyAndUndo(hidden, hidePhoto("a", p2, false));
+    expect(shown.after.notes!.a!.hiddenPhotos).toEqual({});
+    expect(plain(shown.back)).toEqual(plain(hidden));
+    // Nothing to change, or a photo the note does not have: no undo.
+    let inverse: Writer | undefined = () => true;
+    A.change(A.clone(doc), (d) => {
+      inverse = hidePhoto("a", p1, false)(d, T0, scalar, () => undefined) ?? hidePhoto("a", "3".repeat(64), true)(d, T0, scalar, () => undefined);
     });
     expect(inverse).toBeUndefined();
   });

@@ -3,7 +3,7 @@
 // write are captured, and the inverse writes them back (or deletes a key that was absent).
 
 import { str } from "../board";
-import { removeCluster, setNoteCluster, setNoteFlag, type NoteFlag } from "../debrief";
+import { removeCluster, setNoteCluster, setNoteFlag, setPhotoHidden, type NoteFlag } from "../debrief";
 import { currentPhaseId, isObj, num, setCurrentPhase } from "../labrun";
 import type { Draft, UndoableWriter, Writer } from "./view";
 
@@ -48,6 +48,30 @@ export function setFlag(noteId: string, flag: NoteFlag, on: boolean): UndoableWr
       if (!m) return false;
       restore(m, flag, was, scalar);
       return true;
+    };
+  };
+}
+
+/**
+ * Hides one photo of a note from the board or shows it again; undo puts it back as it was (and
+ * takes away the `hiddenPhotos` map this hide created, if nothing else is in it).
+ */
+export function hidePhoto(noteId: string, photoId: string, hidden: boolean): UndoableWriter {
+  return (d) => {
+    const n = noteOf(d, noteId);
+    if (!n) return undefined;
+    const hadMap = isObj(n.hiddenPhotos);
+    const was = hadMap && (n.hiddenPhotos as Record<string, unknown>)[photoId] === true;
+    if (!setPhotoHidden(d, noteId, photoId, hidden)) return undefined;
+    return (u) => {
+      const m = noteOf(u, noteId);
+      if (!m) return false;
+      const changed = setPhotoHidden(u, noteId, photoId, was);
+      if (!hadMap && isObj(m.hiddenPhotos) && Object.keys(m.hiddenPhotos).length === 0) {
+        delete m.hiddenPhotos;
+        return true;
+      }
+      return changed;
     };
   };
 }
