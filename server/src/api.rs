@@ -216,20 +216,35 @@ async fn require_facilitator(
     headers: &HeaderMap,
     lab_id: &str,
 ) -> Result<Lab, ApiError> {
+    require_lab_token(app, headers, lab_id, true).await
+}
+
+/// The lab a request may act on: the organizer's token for any lab, else a token of this very
+/// lab (a facilitator's when `facilitator_only`). A token of another lab gets the answer an
+/// unknown lab gets: it learns nothing about this one.
+async fn require_lab_token(
+    app: &AppState,
+    headers: &HeaderMap,
+    lab_id: &str,
+    facilitator_only: bool,
+) -> Result<Lab, ApiError> {
     let token = bearer(headers)?;
     let lab_not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such lab");
     if !is_organizer(app, token) {
         let grant = app.labs.grant(token).await?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid or expired token; sign in as facilitator again",
+                if facilitator_only {
+                    "invalid or expired token; sign in as facilitator again"
+                } else {
+                    "invalid or expired token: join the lab again"
+                },
             )
         })?;
-        // A token of another lab learns nothing about this one.
         if grant.lab_id != lab_id {
             return Err(lab_not_found());
         }
-        if grant.role != Role::Facilitator {
+        if facilitator_only && grant.role != Role::Facilitator {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "only the lab's facilitator can do this",
@@ -893,20 +908,7 @@ async fn require_member(
     headers: &HeaderMap,
     lab_id: &str,
 ) -> Result<Lab, ApiError> {
-    let token = bearer(headers)?;
-    let lab_not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such lab");
-    if !is_organizer(app, token) {
-        let grant = app.labs.grant(token).await?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid or expired token: join the lab again",
-            )
-        })?;
-        if grant.lab_id != lab_id {
-            return Err(lab_not_found());
-        }
-    }
-    app.labs.get(lab_id).await?.ok_or_else(lab_not_found)
+    require_lab_token(app, headers, lab_id, false).await
 }
 
 fn check_photo_id(id: &str) -> Result<(), ApiError> {
