@@ -57,6 +57,14 @@ pub(crate) struct NextStep {
     pub(crate) created_at: i64,
 }
 
+/// Loads a saved board for reading, contained: a board that cannot be loaded is an error, never
+/// a panic.
+pub fn load(bytes: &[u8]) -> Result<Automerge, ExportError> {
+    crate::ingest::contained(|| Automerge::load(bytes))
+        .map_err(ExportError::Load)?
+        .map_err(|err| ExportError::Load(err.to_string()))
+}
+
 /// The lab's details as the board holds them (the facilitator may edit them on the board).
 #[derive(Default)]
 pub(crate) struct LabDetails {
@@ -267,15 +275,8 @@ pub struct NoteCounts {
 }
 
 impl NoteCounts {
-    /// Counts the notes of the board saved in `bytes`, reading as leniently as the export:
-    /// an entry of `notes` that is not a map is no note.
-    pub fn of_saved(bytes: &[u8]) -> Result<Self, ExportError> {
-        let doc = crate::ingest::contained(|| Automerge::load(bytes))
-            .map_err(ExportError::Load)?
-            .map_err(|err| ExportError::Load(err.to_string()))?;
-        Ok(Self::of(&doc))
-    }
-
+    /// Counts the notes of a board, reading as leniently as the export: an entry of `notes`
+    /// that is not a map is no note.
     pub fn of(doc: &Automerge) -> Self {
         let r = Reader(doc);
         let notes = r.entries(&ROOT, "notes");

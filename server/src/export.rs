@@ -165,10 +165,7 @@ impl Research {
         bytes: &[u8],
         roles: &HashMap<String, Role>,
     ) -> Result<Self, ExportError> {
-        let doc = crate::ingest::contained(|| Automerge::load(bytes))
-            .map_err(ExportError::Load)?
-            .map_err(|err| ExportError::Load(err.to_string()))?;
-        Ok(Self::of(lab_id, &doc, roles))
+        Ok(Self::of(lab_id, &crate::boardread::load(bytes)?, roles))
     }
 
     /// Reads the board; whatever is missing or of another type reads as absent.
@@ -795,7 +792,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let counts = NoteCounts::of_saved(&doc.save()).unwrap();
+        let counts = NoteCounts::of(&crate::boardread::load(&doc.save()).unwrap());
         assert_eq!(
             counts,
             NoteCounts {
@@ -803,6 +800,6 @@ mod tests {
                 hidden: 1
             }
         );
-        assert!(NoteCounts::of_saved(b"not a board").is_err());
+        assert!(crate::boardread::load(b"not a board").is_err());
     }
 }

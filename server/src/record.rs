@@ -42,10 +42,7 @@ pub struct Clock {
 
 /// The record of the board saved in `bytes`.
 pub fn render_saved(lab: &RecordLab, bytes: &[u8], clock: Clock) -> Result<String, ExportError> {
-    let doc = crate::ingest::contained(|| Automerge::load(bytes))
-        .map_err(ExportError::Load)?
-        .map_err(|err| ExportError::Load(err.to_string()))?;
-    Ok(render(lab, &doc, clock))
+    Ok(render(lab, &crate::boardread::load(bytes)?, clock))
 }
 
 /// The record of a board, as one HTML document.

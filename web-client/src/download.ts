@@ -6,9 +6,10 @@ import { UNREACHABLE } from "./api";
 export type ExportFormat = "json" | "csv" | "automerge" | "html";
 
 /** The export's URL on this origin. */
-export function exportPath(labId: string, format: ExportFormat, table?: string): string {
+export function exportPath(labId: string, format: ExportFormat, table?: string, utcOffset?: number): string {
   const query = new URLSearchParams({ format });
   if (table) query.set("table", table);
+  if (utcOffset !== undefined) query.set("utcOffset", String(utcOffset));
   return `/api/labs/${encodeURIComponent(labId)}/export?${query.toString()}`;
 }
 
@@ -73,6 +74,11 @@ export async function downloadExport(labId: string, token: string, format: Expor
   }
   const fallback = `${labId}-${table ?? format}.${format === "automerge" ? "automerge" : format}`;
   const name = filenameFromDisposition(res.headers.get("Content-Disposition"), fallback);
+  saveBlob(blob, name);
+}
+
+/** Saves `blob` as a file named `name`, through a temporary <a download>. */
+export function saveBlob(blob: Blob, name: string): void {
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;

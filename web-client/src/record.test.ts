@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { fileNameOf, recordErrorText, splitStyle, utcOffsetMinutes } from "./pages/record";
+import { filenameFromDisposition as fileNameOf, exportPath } from "./download";
+import { recordErrorText, splitStyle, utcOffsetMinutes } from "./pages/record";
 
 describe("the record page", () => {
+  it("asks for the record in the reader's time zone", () => {
+    expect(exportPath("abc", "html", undefined, -300)).toBe("/api/labs/abc/export?format=html&utcOffset=-300");
+  });
+
   it("takes the file name from Content-Disposition", () => {
     expect(fileNameOf('attachment; filename="making-ten-record.html"', "x.html")).toBe("making-ten-record.html");
     expect(fileNameOf(null, "lab-record.html")).toBe("lab-record.html");

@@ -5,6 +5,7 @@
 
 import { ApiError, UNREACHABLE } from "../api";
 import { h, markReady, replace } from "../dom";
+import { exportPath, filenameFromDisposition, saveBlob } from "../download";
 import type { PageContext } from "../main";
 import { renewFacilitator } from "../renew";
 import { store } from "../store";
@@ -13,12 +14,6 @@ import { store } from "../store";
 export function utcOffsetMinutes(date = new Date()): number {
   const offset = -date.getTimezoneOffset();
   return offset === 0 ? 0 : offset;
-}
-
-/** The file name of a `Content-Disposition: attachment; filename="…"` header. */
-export function fileNameOf(disposition: string | null, fallback: string): string {
-  const match = disposition?.match(/filename="([^"]+)"/);
-  return match?.[1] ?? fallback;
 }
 
 /** What to say when the record could not be fetched. */
@@ -51,7 +46,7 @@ interface Fetched {
 }
 
 async function fetchRecord(labId: string, token: string): Promise<Fetched> {
-  const path = `/api/labs/${encodeURIComponent(labId)}/export?format=html&utcOffset=${utcOffsetMinutes()}`;
+  const path = exportPath(labId, "html", undefined, utcOffsetMinutes());
   let res: Response;
   try {
     res = await fetch(path, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store", credentials: "omit" });
@@ -69,7 +64,7 @@ async function fetchRecord(labId: string, token: string): Promise<Fetched> {
     }
     throw new ApiError(message, res.status);
   }
-  return { html: text, fileName: fileNameOf(res.headers.get("Content-Disposition"), `lab-${labId}-record.html`) };
+  return { html: text, fileName: filenameFromDisposition(res.headers.get("Content-Disposition"), `lab-${labId}-record.html`) };
 }
 
 
@@ -177,14 +172,7 @@ export async function mountRecord(ctx: PageContext, labId: string, isAlive: () =
   const print = h("button", { type: "button", class: "primary", testid: "record-print" }, "Print");
   print.addEventListener("click", () => window.print());
   const download = h("button", { type: "button", testid: "record-download" }, "Download");
-  download.addEventListener("click", () => {
-    const url = URL.createObjectURL(new Blob([fetched.html], { type: "text/html;charset=utf-8" }));
-    const a = h("a", { href: url, download: fetched.fileName, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  });
+  download.addEventListener("click", () => saveBlob(new Blob([fetched.html], { type: "text/html;charset=utf-8" }), fetched.fileName));
   const bar = h(
     "nav",
     { class: "record-bar", "aria-label": "Record" },
