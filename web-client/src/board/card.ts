@@ -8,12 +8,15 @@
 //   take out of one. The card itself does nothing when tapped, so a tap on its blank area cannot
 //   hide or focus anything by accident.
 // - Hide, unpin and take-out-of-cluster show the undo toast.
+// - The note's photos sit under its text as thumbnails (board/notephotos.ts); each opens full
+//   size. The facilitator hides one from the menu ("Hide this photo") or the full-size view.
 
 import type { Category, Note } from "../board";
 import { formatTime } from "../board";
 import type { Cluster } from "../debrief";
 import { h, setAttr, setText } from "../dom";
-import { once, setCluster, setFlag } from "./undoable";
+import { notePhotos, visiblePhotos } from "./notephotos";
+import { hidePhoto, once, setCluster, setFlag } from "./undoable";
 import type { ViewContext } from "./view";
 
 export const NOTE_TYPE = "application/x-labboard-note";
@@ -80,11 +83,14 @@ export function noteCard(ctx: ViewContext, testid: string, first: Note): Card {
   const moveTo = h("select", { class: "cluster-move", testid: "note-move" });
   const moveLabel = h("label", { class: "note-menu-move" }, h("span", {}, "Cluster"), moveTo);
   const takeOut = h("button", { type: "button", class: "note-tool", testid: "note-uncluster", hidden: true }, "Take out of cluster");
-  const menu = h("div", { class: "note-menu", testid: "note-menu", role: "group", "data-note-id": first.id, hidden: true }, pin, highlight, hide, focus, moveLabel, takeOut);
+  // "Hide this photo" (or "Hide photo 2" when the note shows several), one per shown photo.
+  const photoTools = h("div", { class: "note-menu-photos", hidden: true });
+  const menu = h("div", { class: "note-menu", testid: "note-menu", role: "group", "data-note-id": first.id, hidden: true }, pin, highlight, hide, focus, photoTools, moveLabel, takeOut);
+  const photos = notePhotos(ctx, first);
 
   const foot = h("div", { class: "board-note-foot" }, phase, meta, kids, cluster, timeout, reactions, menuButton);
   // "more" sits on the end of the clamped text's last line, so it costs no line of its own.
-  const el = h("li", { class: "board-note", testid, "data-note-id": first.id }, flags, h("div", { class: "note-text" }, body, more), foot);
+  const el = h("li", { class: "board-note", testid, "data-note-id": first.id }, flags, h("div", { class: "note-text" }, body, more), photos.el, photos.hiddenButton, foot);
   el.addEventListener("animationend", () => el.classList.remove("is-new"));
 
   // While open, the menu lives at the end of the page, fixed under (or over) its button: inside
@@ -177,6 +183,7 @@ export function noteCard(ctx: ViewContext, testid: string, first: Note): Card {
   resizes.observe(body);
 
   let clusterKey = "";
+  let photoKey = "";
   const update = (i: CardInfo) => {
     info = i;
     const n = i.note;
@@ -221,6 +228,23 @@ export function noteCard(ctx: ViewContext, testid: string, first: Note): Card {
     setAttr(menu, "aria-label", `Actions for the note: ${shortText(n.text)}`);
     setAttr(more, "aria-label", `more: the whole note “${shortText(n.text)}”`);
     for (const b of [pin, highlight, hide]) b.hidden = !facilitator;
+    photos.update(n);
+    const shown = facilitator ? visiblePhotos(n) : [];
+    const pk = shown.map((p) => p.id).join(",");
+    photoTools.hidden = shown.length === 0;
+    if (pk !== photoKey) {
+      photoKey = pk;
+      photoTools.replaceChildren(
+        ...shown.map((p, i) => {
+          const b = h("button", { type: "button", class: "note-tool", testid: "note-hide-photo", "data-photo-id": p.id }, shown.length === 1 ? "Hide this photo" : `Hide photo ${i + 1}`);
+          b.addEventListener("click", () => {
+            closeMenu(true);
+            ctx.changeWithUndo(`Photo hidden from the board: “${shortText(note.text)}”`, hidePhoto(note.id, p.id, true));
+          });
+          return b;
+        }),
+      );
+    }
     moveLabel.hidden = !facilitator || i.clusters.length === 0;
     takeOut.hidden = !facilitator || !inCluster;
     const draggable = i.draggable && facilitator;
@@ -242,6 +266,7 @@ export function noteCard(ctx: ViewContext, testid: string, first: Note): Card {
     destroy() {
       resizes.unobserve(body);
       closeMenu(false);
+      photos.destroy();
     },
   };
 }

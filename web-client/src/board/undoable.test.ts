@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
 import { buildNote } from "../board";
 import type { DebriefDoc } from "../debrief";
-import { changePhase, dropCluster, hidePhoto, setCluster, setFlag } from "./undoable";
+import { changePhase, dropCluster, hidePhoto, setCluster, setFlag, showPhotos } from "./undoable";
 import type { UndoableWriter, Writer } from "./view";
 
 const scalar = (s: string) => new A.ImmutableString(s);
@@ -84,6 +84,23 @@ describe("undoable board writes", () => {
     let inverse: Writer | undefined = () => true;
     A.change(A.clone(doc), (d) => {
       inverse = hidePhoto("a", p1, false)(d, T0, scalar, () => undefined) ?? hidePhoto("a", "3".repeat(64), true)(d, T0, scalar, () => undefined);
+    });
+    expect(inverse).toBeUndefined();
+  });
+
+  it("show a note's hidden photos again, then undo: exactly those hidden again", () => {
+    const [p1, p2, p3] = ["1".repeat(64), "2".repeat(64), "3".repeat(64)];
+    const doc = A.change(board(), (d) => {
+      d.notes!.a = buildNote({ text: "A", category: "c", authorName: "Ana", authorId: "ana", createdAt: T0, photos: [p1, p2, p3] }, scalar);
+      d.notes!.a!.hiddenPhotos = { [p1]: true, [p3]: true };
+    });
+    const { after, back } = applyAndUndo(doc, showPhotos("a", [p1, p3]));
+    expect(after.notes!.a!.hiddenPhotos).toEqual({});
+    expect(plain(back)).toEqual(plain(doc));
+    // None of them hidden: nothing changes and nothing is offered to undo.
+    let inverse: Writer | undefined = () => true;
+    A.change(A.clone(doc), (d) => {
+      inverse = showPhotos("a", [p2])(d, T0, scalar, () => undefined);
     });
     expect(inverse).toBeUndefined();
   });

@@ -76,6 +76,26 @@ export function hidePhoto(noteId: string, photoId: string, hidden: boolean): Und
   };
 }
 
+/**
+ * Shows again the given hidden photos of a note (the card's "1 photo hidden — show"); undo hides
+ * exactly those it showed.
+ */
+export function showPhotos(noteId: string, photoIds: string[]): UndoableWriter {
+  return (d, now, scalar, updateText) => {
+    const inverses: Writer[] = [];
+    for (const id of photoIds) {
+      const inverse = hidePhoto(noteId, id, false)(d, now, scalar, updateText);
+      if (inverse) inverses.push(inverse);
+    }
+    if (inverses.length === 0) return undefined;
+    return (u, now2, scalar2, updateText2) => {
+      let changed = false;
+      for (const inverse of inverses.reverse()) changed = inverse(u, now2, scalar2, updateText2) || changed;
+      return changed;
+    };
+  };
+}
+
 /** Puts a note in a cluster or takes it out of any; undo puts it back where it was. */
 export function setCluster(noteId: string, clusterId: string | undefined): UndoableWriter {
   return (d, _now, scalar) => {

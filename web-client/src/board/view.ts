@@ -15,6 +15,7 @@
 
 import type { Note } from "../board";
 import type { BoardModel, StoredBoard } from "../model";
+import type { PhotoLoader } from "./photos";
 
 export type { BoardModel, NextStep, Pick } from "../model";
 
@@ -70,6 +71,12 @@ export interface ViewContext {
   changeWithUndo(message: string, fn: UndoableWriter): boolean;
   /** Shows one note full screen, whole (Escape closes it and gives the focus back to `from`). */
   openFocus(noteId: string, from?: HTMLElement): void;
+  /** Shows one photo of a note full size, with its note's other photos a step away. */
+  openPhoto(noteId: string, photoId: string, from?: HTMLElement): void;
+  /** The board's photos, fetched with its token (board/photos.ts). */
+  readonly photos: PhotoLoader;
+  /** Whether the facilitator's "show hidden" is on (hidden notes and photos shown, marked). */
+  showsHidden(): boolean;
   /** Shows the undo toast (views/undo.ts) for an action the view undoes itself. */
   showUndo(message: string, undo: () => void, ms?: number): void;
   /** Redraws the board on the next frame (after a view changed only its own local state). */

@@ -28,6 +28,8 @@ import { compareView } from "../board/compare";
 import { nextStepsView } from "../board/nextsteps";
 import { picksView } from "../board/picks";
 import { focusOverlay } from "../board/focus";
+import { photoLoader } from "../board/photos";
+import { renewFacilitator } from "../renew";
 import { phaseBar } from "../board/phasebar";
 import { timelineView } from "../board/timeline";
 import type { BoardFilter, BoardView, ViewContext, Writer } from "../board/view";
@@ -82,6 +84,19 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   // Once the lab has ended the board is read-only too: its editing tools go, the facilitator's too.
   const isFacilitator = () => !replay && lab?.conn.role === "facilitator" && !lab.conn.ended;
 
+  // ---- The photos on the cards, fetched with the board's token (never in a URL); a token that
+  // expired is renewed with the facilitator's key, as the board's connection does.
+  const photos = photoLoader({
+    labId,
+    token: () => store.lab(labId)?.token,
+    renew: async () => {
+      const access = store.lab(labId);
+      const renewed = access ? await renewFacilitator(access) : undefined;
+      if (renewed?.token) lab?.conn.setToken(renewed.token);
+      return renewed?.token;
+    },
+  });
+
   // ---- What a view may do (board/view.ts).
   let frame = 0;
   const rerender = () => {
@@ -127,6 +142,9 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
       return ok;
     },
     openFocus: (noteId, from) => focus.open(noteId, from),
+    openPhoto: (noteId, photoId, from) => focus.openPhoto(noteId, photoId, from),
+    photos,
+    showsHidden: () => filter.showHidden,
     showUndo,
     rerender,
   };
@@ -312,7 +330,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
   };
 
   const panel = agreementsPanel(() => (replay ? undefined : lab?.conn), () => render());
-  const focus = focusOverlay(rerender);
+  const focus = focusOverlay({ rerender, photos, isFacilitator, changeWithUndo: (message, fn) => vctx.changeWithUndo(message, fn) });
 
   // ---- Settings panels (facilitator): categories and phases share the right side.
   const settingsButton = h("button", { type: "button", class: "btn btn-small", testid: "categories-settings", "aria-expanded": "false", hidden: true }, "Categories");
@@ -519,6 +537,7 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     for (const v of Object.values(views)) v.destroy?.();
     focus.destroy();
     closeNoteMenu();
+    photos.destroy();
     removeUndo();
     document.body.classList.remove("is-board", "is-presenter");
   };
