@@ -46,10 +46,11 @@ export function focusOverlay(opts: FocusOptions): FocusOverlay {
   const img = h("img", { class: "focus-photo-img", testid: "focus-photo-img", alt: "", hidden: true });
   const state = h("p", { class: "focus-photo-state", testid: "focus-photo-state" });
   const caption = h("p", { class: "focus-photo-caption", testid: "focus-photo-caption" });
+  const noteLine = h("p", { class: "focus-photo-note", testid: "focus-photo-note" });
   const prev = h("button", { type: "button", class: "btn focus-photo-step", testid: "focus-photo-prev" }, "‹ Previous");
   const next = h("button", { type: "button", class: "btn focus-photo-step", testid: "focus-photo-next" }, "Next ›");
   const hideButton = h("button", { type: "button", class: "btn focus-photo-hide", testid: "focus-photo-hide", hidden: true }, "Hide this photo");
-  const figure = h("figure", { class: "focus-photo", testid: "focus-photo", hidden: true }, h("div", { class: "focus-photo-frame" }, img, state), h("figcaption", {}, caption));
+  const figure = h("figure", { class: "focus-photo", testid: "focus-photo", hidden: true }, h("div", { class: "focus-photo-frame" }, img, state), h("figcaption", {}, caption, noteLine));
   const tools = h("div", { class: "focus-tools" }, prev, next, hideButton, closeButton);
   const el = h("div", { class: "focus-overlay", testid: "focus-overlay", role: "dialog", "aria-modal": "true", "aria-label": "One note", hidden: true }, card, figure, tools);
 
@@ -136,7 +137,9 @@ export function focusOverlay(opts: FocusOptions): FocusOverlay {
       const name = photoName(n, i, shown.length);
       setAttr(el, "aria-label", name);
       setAttr(img, "alt", `${name}: ${n.text.replace(/\s+/g, " ").trim().slice(0, 120)}`);
-      setText(caption, `${name} · ${metaText}`);
+      // The author is in the photo's name; the note says what the photo shows.
+      setText(caption, [name, phaseLabel(model, n.phase), cat?.label ?? "", formatTime(n.createdAt)].filter(Boolean).join(" · "));
+      setText(noteLine, n.text);
       prev.hidden = next.hidden = shown.length < 2;
       hideButton.hidden = !opts.isFacilitator();
       watch(photoId);

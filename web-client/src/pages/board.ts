@@ -500,7 +500,9 @@ export async function mountBoard(ctx: PageContext, labId: string, isAlive: () =>
     if (view === "lessons" || view === "nextsteps") phaseFilter.hidden = true;
     if (view === "nextsteps") childFilterBox.hidden = true;
     if (view === "lessons") carried.el.hidden = true;
-    const hiddenCount = m.notes.filter((n) => n.hidden).length;
+    // Hidden notes, and the hidden photos of the notes shown ("1 photo hidden — show" on their cards).
+    const hiddenCount =
+      m.notes.filter((n) => n.hidden).length + m.notes.filter((n) => !n.hidden).reduce((k, n) => k + (n.photos ?? []).filter((p) => p.hidden).length, 0);
     showHiddenToggle.hidden = !facilitator || (hiddenCount === 0 && !filter.showHidden);
     setAttr(showHiddenToggle, "aria-pressed", String(filter.showHidden));
     setText(showHiddenToggle, filter.showHidden ? `Showing hidden (${hiddenCount})` : `Show hidden (${hiddenCount})`);

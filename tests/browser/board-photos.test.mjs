@@ -1,0 +1,292 @@
+// Photos of student work on the board (issue #14): a coach's note carries photo ids, the photos
+// are uploaded with `PUT /api/labs/{labId}/photos/{sha256}` (the coach's token), and the board
+// fetches them with its own token and shows them as thumbnails, full size in focus and in
+// presenter mode. A photo not uploaded yet shows "Photo on its way" and turns into the picture
+// once it is there, without a reload. The facilitator hides a photo (gone for everyone, undone
+// from the toast, shown again with "show hidden"); an observer's tablet gets no hide control.
+//
+// The photos are real JPEGs drawn in a page (OffscreenCanvas). The note is written by a real
+// automerge-repo peer in Node (the official client, as tests/js uses) holding a phone's token, so
+// it passes the server's checks like a phone's note.
+
+import assert from "node:assert/strict";
+import { createHash, randomUUID } from "node:crypto";
+import path from "node:path";
+import { test } from "node:test";
+import * as A from "@automerge/automerge";
+import { Repo } from "@automerge/automerge-repo";
+import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { PROJECTOR, TABLET, TEST_TIMEOUT, audit, checkBrowserLog, joinByCode, open, poll, sel, waitCount } from "./harness.mjs";
+import { boardHasPhases, screenshotDir, text, waitVisible } from "./scenario.mjs";
+import { boardAt, openNoteMenu, startPhase, undoToast } from "./board-helpers.mjs";
+
+const NOTE = "Table 3 drew a ten-frame: 8 dots, then 2 more to make ten, 3 left over";
+const LATE = "J. wrote 8 + 5 = 13 under the ten-frame and circled the ten";
+
+/** A photo of student work as a phone would send it: a JPEG drawn on a canvas in `page`. */
+async function studentWork(page, { label, hue }) {
+  const bytes = await page.evaluate(
+    async ({ label, hue }) => {
+      const c = new OffscreenCanvas(1200, 900);
+      const g = c.getContext("2d");
+      g.fillStyle = "#fdfcf7";
+      g.fillRect(0, 0, 1200, 900);
+      g.strokeStyle = "#1e3a8a";
+      g.lineWidth = 6;
+      // A ten-frame: 2 rows of 5, 8 dots in one colour and 2 in another.
+      for (let r = 0; r < 2; r++) for (let k = 0; k < 5; k++) g.strokeRect(150 + k * 180, 150 + r * 180, 180, 180);
+      for (let i = 0; i < 10; i++) {
+        g.fillStyle = i < 8 ? `hsl(${hue} 70% 45%)` : "#dc2626";
+        g.beginPath();
+        g.arc(240 + (i % 5) * 180, 240 + Math.floor(i / 5) * 180, 60, 0, Math.PI * 2);
+        g.fill();
+      }
+      g.fillStyle = "#111827";
+      g.font = "bold 110px sans-serif";
+      g.fillText(label, 150, 700);
+      const blob = await c.convertToBlob({ type: "image/jpeg", quality: 0.85 });
+      return [...new Uint8Array(await blob.arrayBuffer())];
+    },
+    { label, hue },
+  );
+  const body = Buffer.from(bytes);
+  return { id: createHash("sha256").update(body).digest("hex"), body };
+}
+
+/** Uploads a photo as a phone does: PUT with the phone's token. */
+async function upload(origin, labId, token, photo) {
+  const res = await fetch(`${origin}/api/labs/${encodeURIComponent(labId)}/photos/${photo.id}`, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "image/jpeg" },
+    body: photo.body,
+  });
+  assert.equal(res.status, 201, `the photo is stored (${res.status} ${await res.text()})`);
+}
+
+/** A coach's device in Node: joins with the code (the lab API) and syncs the board over /sync. */
+async function coachPeer(t, origin, lab, name) {
+  const res = await fetch(`${origin}/api/join`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ code: lab.joinCode, name, deviceKey: randomUUID() }),
+  });
+  const access = await res.json();
+  assert.equal(res.status, 200, `${name} joins (${JSON.stringify(access)})`);
+  const adapter = new WebSocketClientAdapter(`${origin.replace(/^http/, "ws")}/sync?token=${encodeURIComponent(access.token)}`, 1000);
+  const repo = new Repo({ network: [adapter], peerId: `peer-${name}-${randomUUID().slice(0, 8)}` });
+  t.after(() => repo.shutdown());
+  const handle = await repo.find(access.docUrl);
+  return {
+    access,
+    handle,
+    /** Writes a note with its photo ids, as the phone's composer does (board.ts `buildNote`). */
+    note(text, photos, phase) {
+      const id = randomUUID();
+      const s = (v) => new A.ImmutableString(v);
+      handle.change((d) => {
+        d.notes[id] = {
+          text: s(text),
+          category: s("student-thinking"),
+          authorName: s(name),
+          authorId: s(access.authorId),
+          createdAt: Date.now(),
+          children: [],
+          reactions: {},
+          phase: s(phase),
+          photos: photos.map((p) => s(p.id)),
+        };
+      });
+      return id;
+    },
+    hiddenPhotos: (noteId) => ({ ...(handle.doc()?.notes?.[noteId]?.hiddenPhotos ?? {}) }),
+  };
+}
+
+const card = (page, noteId) => page.locator(`${sel("board-column")} ${sel("board-note")}[data-note-id="${noteId}"]`);
+const thumbs = (page, noteId) => card(page, noteId).locator(sel("note-photo"));
+
+/** Whether every thumbnail of a card shows a decoded picture (naturalWidth > 0). */
+async function thumbsDecoded(page, noteId) {
+  return card(page, noteId)
+    .locator(`${sel("note-photo")} img`)
+    .evaluateAll((imgs) => imgs.map((i) => !i.hidden && i.complete && i.naturalWidth > 0 && i.src.startsWith("blob:")));
+}
+
+async function waitThumbs(page, noteId, n, what) {
+  await poll(`${what}: ${n} thumbnail(s) with the picture`, () => thumbsDecoded(page, noteId), (v) => v.length === n && v.every(Boolean));
+}
+
+/** The full-size photo: decoded, whole within the viewport. */
+async function focusedPhoto(page) {
+  const img = page.locator(sel("focus-photo-img"));
+  await poll("the full-size photo decoded", () => img.evaluate((i) => !i.hidden && i.complete && i.naturalWidth > 0), (v) => v === true);
+  return img.evaluate((i) => {
+    const r = i.getBoundingClientRect();
+    return { src: i.src, width: r.width, height: r.height, inside: r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight, ratio: i.naturalWidth / i.naturalHeight };
+  });
+}
+
+test("photos on the board: thumbnails, on their way, full size, hidden and shown by the facilitator, none of it for an observer", { timeout: TEST_TIMEOUT }, async (t) => {
+  const { browser, origin, board, lab } = await boardAt(t, PROJECTOR, { title: "Photos of student work", school: "Hillside", grade: "1" });
+  t.after(() => checkBrowserLog(t, browser));
+  const shots = screenshotDir(t);
+  if (!(await boardHasPhases(t, board))) return;
+  await startPhase(board, "lesson-1");
+
+  // Ana's phone: three photos, two uploaded with her note, the third still on its way.
+  const ana = await coachPeer(t, origin, lab, "Ana");
+  const first = await studentWork(board, { label: "8 + 2 = 10", hue: 210 });
+  const second = await studentWork(board, { label: "10 + 3 = 13", hue: 140 });
+  const late = await studentWork(board, { label: "8 + 5 = 13", hue: 30 });
+  await upload(origin, lab.labId, ana.access.token, first);
+  await upload(origin, lab.labId, ana.access.token, second);
+  const noteId = ana.note(NOTE, [first, second], "lesson-1");
+  const lateId = ana.note(LATE, [late], "lesson-1");
+
+  // The board: both thumbnails of the first note show the real picture, named for a screen reader.
+  await waitThumbs(board, noteId, 2, "Ana's first note");
+  assert.deepEqual(
+    await thumbs(board, noteId).evaluateAll((bs) => bs.map((b) => b.getAttribute("aria-label"))),
+    ["Photo 1 of 2 on Ana’s note — open", "Photo 2 of 2 on Ana’s note — open"],
+  );
+  const box = await thumbs(board, noteId).first().boundingBox();
+  assert.ok(box.width >= 80 && box.width <= 140 && Math.abs(box.width - box.height) < 2, `a square thumbnail about 96 px (${box.width}x${box.height})`);
+  // No token in any URL the page asked for.
+  const urls = [];
+  board.on("request", (r) => urls.push(r.url()));
+
+  // The photo not uploaded yet: "Photo on its way", then the picture, with no reload.
+  const waiting = thumbs(board, lateId).locator(sel("note-photo-state"));
+  await poll("the late photo on its way", () => text(waiting), (v) => v === "Photo on its way");
+  const before = await card(board, lateId).elementHandle();
+  await board.screenshot({ path: path.join(shots, "board-photos.png") });
+  await upload(origin, lab.labId, ana.access.token, late);
+  await waitThumbs(board, lateId, 1, "the late photo, once uploaded");
+  assert.equal(await card(board, lateId).evaluate((el, b) => el === b, before), true, "the card is the same element (kept, not rebuilt)");
+  assert.deepEqual(urls.filter((u) => u.includes(ana.access.token) || /token=/.test(u)), [], "no token in a URL");
+  // The picture stays the same element and URL when the board renders again (a new note arrives).
+  const src = await thumbs(board, noteId).first().locator("img").getAttribute("src");
+  const img = await thumbs(board, noteId).first().locator("img").elementHandle();
+  ana.note("R. counted on from 8 on her fingers", [], "lesson-1");
+  await poll("the third note on the board", () => board.locator(sel("board-note")).count(), (c) => c === 3);
+  assert.equal(await thumbs(board, noteId).first().locator("img").getAttribute("src"), src, "the thumbnail keeps its picture");
+  assert.equal(await thumbs(board, noteId).first().locator("img").evaluate((el, i) => el === i, img), true, "the thumbnail's image is kept");
+  await audit(board, "board with photos (1920x1080)");
+
+  // Full size: the whole photo within the screen, Next and the arrow keys step through the note's photos.
+  const opener = thumbs(board, noteId).first();
+  await opener.click();
+  const overlay = board.locator(sel("focus-overlay"));
+  await waitVisible(overlay, true, "the full-size view");
+  const one = await focusedPhoto(board);
+  assert.ok(one.inside, "the photo fits the screen");
+  assert.ok(one.width > 600 || one.height > 600, `the photo is shown large (${one.width}x${one.height})`);
+  assert.ok(Math.abs(one.width / one.height - one.ratio) < 0.02, "the photo keeps its proportions");
+  assert.match(await text(board.locator(sel("focus-photo-caption"))), /^Photo 1 of 2 on Ana’s note · Lesson 1/);
+  assert.equal(await text(board.locator(sel("focus-photo-note"))), NOTE, "the note the photo belongs to is under it");
+  await board.locator(sel("focus-photo-next")).click();
+  await poll("photo 2 shown", () => text(board.locator(sel("focus-photo-caption"))), (v) => v.startsWith("Photo 2 of 2"));
+  const two = await focusedPhoto(board);
+  assert.notEqual(two.src, one.src, "the second photo is another picture");
+  await board.keyboard.press("ArrowLeft");
+  await poll("photo 1 again", () => text(board.locator(sel("focus-photo-caption"))), (v) => v.startsWith("Photo 1 of 2"));
+  await audit(board, "full-size photo (1920x1080)");
+  await board.screenshot({ path: path.join(shots, "board-photo-full.png") });
+  await board.keyboard.press("Escape");
+  await waitVisible(overlay, false, "the full-size view");
+  assert.equal(await opener.evaluate((b) => b === document.activeElement), true, "the focus goes back to the thumbnail");
+
+  // The facilitator hides photo 1 in the full-size view: gone from the board (and from Ana's
+  // copy of the document), photo 2 shown in its place; Undo brings it back.
+  await opener.click();
+  await waitVisible(overlay, true, "the full-size view");
+  await focusedPhoto(board);
+  await board.locator(sel("focus-photo-hide")).click();
+  await poll("photo 2 in the full-size view", () => text(board.locator(sel("focus-photo-caption"))), (v) => v.startsWith("Photo 1 of 1"));
+  await board.keyboard.press("Escape");
+  await waitCount(thumbs(board, noteId), 1, "thumbnails left after the hide");
+  assert.equal(await thumbs(board, noteId).getAttribute("data-photo-id"), second.id);
+  await poll("the hide reached Ana", () => ana.hiddenPhotos(noteId), (h) => h[first.id] === true);
+  await (await undoToast(board)).locator(sel("undo-button")).click();
+  await waitThumbs(board, noteId, 2, "both photos back after Undo");
+  await poll("the undo reached Ana", () => ana.hiddenPhotos(noteId), (h) => h[first.id] !== true);
+
+  // From the card's menu: "Hide photo 2"; Ctrl+Z undoes it; hidden again, "show hidden" offers
+  // "1 photo hidden — show", which shows it.
+  let menu = await openNoteMenu(card(board, noteId));
+  assert.deepEqual(await menu.locator(sel("note-hide-photo")).allTextContents(), ["Hide photo 1", "Hide photo 2"]);
+  await menu.locator(`${sel("note-hide-photo")}[data-photo-id="${second.id}"]`).click();
+  await waitCount(thumbs(board, noteId), 1, "thumbnails left after hiding photo 2");
+  await undoToast(board);
+  await board.keyboard.press("Control+z");
+  await waitThumbs(board, noteId, 2, "photo 2 back after Ctrl+Z");
+  menu = await openNoteMenu(card(board, noteId));
+  await menu.locator(`${sel("note-hide-photo")}[data-photo-id="${second.id}"]`).click();
+  await waitCount(thumbs(board, noteId), 1, "thumbnails left after hiding photo 2 again");
+  const showHidden = card(board, noteId).locator(sel("note-photos-hidden"));
+  assert.equal(await showHidden.isVisible(), false, "no hidden-photo affordance until show hidden is on");
+  await board.locator(sel("show-hidden")).click();
+  await waitVisible(showHidden, true, "1 photo hidden — show");
+  assert.equal(await text(showHidden), "1 photo hidden — show");
+  await audit(board, "show hidden with a hidden photo (1920x1080)");
+
+  // An observer's tablet by touch (1180x820): the photos, not the hidden one, no hide control.
+  const tablet = await (await browser.newContext(TABLET, "tablet")).newPage();
+  await joinByCode(tablet, origin, lab.joinCode, "Dee");
+  await open(tablet, `${origin}/lab/${lab.labId}/board`);
+  await waitThumbs(tablet, noteId, 1, "the tablet's photos of Ana's note");
+  assert.equal(await thumbs(tablet, noteId).getAttribute("data-photo-id"), first.id, "the hidden photo is not on the tablet");
+  await waitThumbs(tablet, lateId, 1, "the tablet's late photo");
+  const tbox = await thumbs(tablet, noteId).boundingBox();
+  assert.ok(tbox.width >= 80, `a thumbnail a fingertip wide on the tablet (${tbox.width})`);
+  assert.equal(await card(tablet, noteId).locator(sel("note-photos-hidden")).isVisible(), false, "no hidden-photo control for an observer");
+  await thumbs(tablet, noteId).tap();
+  await waitVisible(tablet.locator(sel("focus-overlay")), true, "the tablet's full-size view");
+  assert.ok((await focusedPhoto(tablet)).inside, "the photo fits the tablet's screen");
+  assert.equal(await tablet.locator(sel("focus-photo-hide")).isVisible(), false, "no hide control in an observer's full-size view");
+  await audit(tablet, "full-size photo (tablet 1180x820)");
+  await tablet.screenshot({ path: path.join(shots, "board-photo-tablet.png") });
+  await tablet.keyboard.press("Escape");
+  const tabletMenu = await openNoteMenu(card(tablet, noteId));
+  assert.equal(await tabletMenu.locator(sel("note-hide-photo")).count(), 0, "no Hide photo in an observer's menu");
+  await audit(tablet, "board with photos (tablet 1180x820)");
+  await tablet.screenshot({ path: path.join(shots, "board-photos-tablet.png") });
+
+  // The facilitator shows the hidden photo again: back on the board and the tablet.
+  await showHidden.click();
+  await waitThumbs(board, noteId, 2, "both photos after show");
+  await waitVisible(showHidden, false, "the hidden-photo affordance");
+  await waitThumbs(tablet, noteId, 2, "both photos on the tablet");
+
+  // Replay: the replayed notes show their photos, read-only (no hide control anywhere).
+  await board.locator(sel("show-hidden")).click();
+  await board.locator(sel("replay-toggle")).click();
+  const slider = board.locator(sel("replay-slider"));
+  await slider.waitFor({ state: "visible" });
+  await slider.fill(await slider.getAttribute("max"));
+  await waitThumbs(board, noteId, 2, "the photos in replay");
+  assert.equal(await (await openNoteMenu(card(board, noteId))).locator(sel("note-hide-photo")).count(), 0, "no Hide photo in replay");
+  await board.keyboard.press("Escape");
+  await thumbs(board, noteId).first().click();
+  await focusedPhoto(board);
+  assert.equal(await board.locator(sel("focus-photo-hide")).isVisible(), false, "no hide control in replay's full-size view");
+  await board.keyboard.press("Escape");
+  await board.locator(sel("replay-live")).click();
+  await waitVisible(board.locator(sel("replay-bar")), false, "the replay bar");
+
+  // Presenter mode: larger thumbnails, in one row; a click opens the photo full size.
+  await board.locator(sel("presenter-toggle")).click();
+  await poll("presenter mode", () => board.locator(sel("board")).getAttribute("class"), (c) => c.includes("is-presenter"));
+  const pbox = await thumbs(board, noteId).first().boundingBox();
+  assert.ok(pbox.width > box.width, `larger thumbnails in presenter mode (${pbox.width} > ${box.width})`);
+  assert.ok(pbox.y + pbox.height <= 1080, "the thumbnail is on the screen");
+  const rows = await thumbs(board, noteId).evaluateAll((bs) => new Set(bs.map((b) => Math.round(b.getBoundingClientRect().top))).size);
+  assert.equal(rows, 1, "a note's photos in one row");
+  await board.screenshot({ path: path.join(shots, "board-photos-presenter.png") });
+  await thumbs(board, noteId).nth(1).click();
+  await waitVisible(overlay, true, "the full-size view in presenter mode");
+  assert.equal((await focusedPhoto(board)).inside, true);
+  assert.match(await text(board.locator(sel("focus-photo-caption"))), /^Photo 2 of 2/);
+  await audit(board, "full-size photo in presenter mode");
+  await board.keyboard.press("Escape");
+});
