@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::labs::now_ms;
-use crate::storage::sqlite::open_connection;
+use crate::storage::sqlite::{open_connection, NOTES_FIRST};
 use crate::storage::StorageError;
 
 /// Whether `id` is how photo ids are written: 64 lowercase hex digits.
@@ -93,6 +93,8 @@ impl PhotoStore {
         let (lab_id, id, content_type) =
             (lab_id.to_owned(), id.to_owned(), content_type.to_owned());
         self.with(move |conn| {
+            // Notes first: a photo waits while the documents' writer commits.
+            NOTES_FIRST.bulk_turn();
             // Immediate: the quota is checked and the photo stored under one write lock.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing: Option<i64> = tx
