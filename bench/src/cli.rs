@@ -74,6 +74,10 @@ pub enum Scenario {
     /// Boards of many notes, the server restarted, then every board opened by a fresh
     /// projector: server memory per board loaded from storage (needs `--start-labboard`).
     Boards(Boards),
+    /// Photos of student work: in each lab, phones post notes at an interval; halfway through,
+    /// every phone starts uploading its photos at once, one after another, while the notes go
+    /// on. Note latency without and with uploads, and upload throughput (needs a labboard).
+    Photos(Photos),
     /// Every scenario against labboard and the reference JavaScript sync server, alternately,
     /// each run on a freshly started server; one table with both servers' figures and ratios.
     /// Takes no target: it starts both servers itself.
@@ -176,6 +180,31 @@ pub struct Boards {
     /// (its `--idle-unload`, 60 s by default, and a little more); 0 skips that check.
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     pub unload_wait: Duration,
+    #[command(flatten)]
+    pub size: NoteSize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Photos {
+    /// Labs at once, each with its phones and one projector.
+    #[arg(long, default_value_t = 1)]
+    pub labs: usize,
+    /// Phones per lab; each posts notes and uploads its photos.
+    #[arg(long, default_value_t = 11)]
+    pub phones: usize,
+    /// Photos each phone uploads, one after another.
+    #[arg(long, default_value_t = 10)]
+    pub photos_per_phone: usize,
+    /// Size of each photo, in kB (1000 bytes).
+    #[arg(long, default_value_t = 300)]
+    pub photo_kb: usize,
+    /// Time between two notes of one phone; all phones are spread evenly over it.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long phones post notes: the first half without uploads (phase A), the second with
+    /// them (phase B, which lasts until the last upload is answered if that is later).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
     #[command(flatten)]
     pub size: NoteSize,
 }

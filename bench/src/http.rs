@@ -38,13 +38,28 @@ pub fn authority(base_url: &str) -> anyhow::Result<String> {
     Ok(rest.to_owned())
 }
 
-/// Sends one request to `authority` and reads the whole answer, within [`HTTP_TIMEOUT`].
+/// Sends one request with a JSON body (none for `GET`) to `authority` and reads the whole
+/// answer, within [`HTTP_TIMEOUT`].
 pub async fn request(
     authority: &str,
     method: &str,
     path: &str,
     bearer: Option<&str>,
     body: Option<&Value>,
+) -> anyhow::Result<Response> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let body = (method != "GET").then_some(("application/json", body.as_bytes()));
+    request_bytes(authority, method, path, bearer, body).await
+}
+
+/// Sends one request with `body` (its content type and bytes) and reads the whole answer,
+/// within [`HTTP_TIMEOUT`].
+pub async fn request_bytes(
+    authority: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<(&str, &[u8])>,
 ) -> anyhow::Result<Response> {
     tokio::time::timeout(
         HTTP_TIMEOUT,
@@ -60,22 +75,23 @@ async fn exchange(
     method: &str,
     path: &str,
     bearer: Option<&str>,
-    body: Option<&Value>,
+    body: Option<(&str, &[u8])>,
 ) -> anyhow::Result<Response> {
-    let body = body.map(Value::to_string).unwrap_or_default();
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
     if let Some(token) = bearer {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
-    if method != "GET" {
-        head.push_str("Content-Type: application/json\r\n");
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    if let Some((content_type, bytes)) = body {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        head.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
     }
     head.push_str("\r\n");
     let mut stream = TcpStream::connect(authority).await.context("connecting")?;
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
+    if let Some((_, bytes)) = body {
+        stream.write_all(bytes).await?;
+    }
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.context("reading")?;
     parse(&raw)
@@ -139,6 +155,7 @@ fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// A lab as the create call returns it.
 #[derive(Debug, Clone)]
 pub struct CreatedLab {
+    pub lab_id: String,
     pub doc_id: DocumentId,
     pub join_code: String,
 }
@@ -173,6 +190,7 @@ pub async fn create_lab(
             .with_context(|| format!("no `{key}` in {json}"))
     };
     Ok(CreatedLab {
+        lab_id: text("labId")?,
         doc_id: DocumentId::from_url(&text("docUrl")?).context("docUrl")?,
         join_code: text("joinCode")?,
     })

@@ -6,6 +6,7 @@
 //! every change to its own replica, records when each note id first appears there.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -39,9 +40,10 @@ pub struct Plan {
 }
 
 /// One lab's phones, connected and holding the board.
-struct LabPhones {
-    observers: Vec<Phone>,
-    projector: Phone,
+pub struct LabPhones {
+    pub lab: Lab,
+    pub observers: Vec<Phone>,
+    pub projector: Phone,
 }
 
 /// When each note was committed, by note id. Written by the observers, read by the projector.
@@ -51,7 +53,8 @@ type SentLog = Arc<Mutex<HashMap<String, Instant>>>;
 /// What one projector saw.
 #[derive(Default)]
 struct Arrivals {
-    latencies: Vec<Duration>,
+    /// Per note: when it was committed, and how long it took to arrive.
+    samples: Vec<(Instant, Duration)>,
     last: Option<Instant>,
     /// Note ids that were never sent (should not happen).
     unexpected: usize,
@@ -105,179 +108,258 @@ pub async fn run(scenario: &'static str, plan: &Plan, env: &Env) -> anyhow::Resu
 
     let peak = env.server.map(PeakRss::start);
     let meter = Meter::start(env.server)?;
-    let (stop, stopped) = watch::channel(false);
-    let expected = plan.observers * plan.notes_per_observer;
-    let mut watchers = JoinSet::new();
-    let mut posters = JoinSet::new();
-    let start = Instant::now() + START_DELAY;
-    let phones_total = plan.labs * plan.observers;
-    for (lab_index, lab) in labs.iter().enumerate() {
-        let sent: SentLog = Arc::default();
-        watchers.spawn(watch_arrivals(
-            lab.projector.clone(),
-            Arc::clone(&sent),
-            expected,
-            stopped.clone(),
-        ));
-        for (index, observer) in lab.observers.iter().enumerate() {
-            // Spread every observer of every lab evenly over one interval.
-            let slot = lab_index * plan.observers + index;
-            let offset = plan.interval.mul_f64(slot as f64 / phones_total as f64);
-            let seed = u64::try_from(slot).expect("slot fits in u64");
-            posters.spawn(post_notes(
-                observer.clone(),
-                Arc::clone(&sent),
-                plan.clone(),
-                start + offset,
-                seed,
-            ));
-        }
-    }
-
-    let mut sent_count = 0;
-    let mut first_commit: Option<Instant> = None;
-    let mut max_lag = Duration::ZERO;
-    while let Some(posted) = posters.join_next().await {
-        let posted = posted.context("an observer task panicked")??;
-        sent_count += posted.count;
-        first_commit = min_instant(first_commit, posted.first);
-        max_lag = max_lag.max(posted.max_lag);
-    }
-    let posting_done = Instant::now();
-
-    // Every note now has `settle` to reach its projector.
-    let settle_deadline = posting_done + env.settle;
-    let stopper = tokio::spawn(async move {
-        sleep_until(settle_deadline.into()).await;
-        stop.send_replace(true);
-    });
-    let mut latencies = Vec::with_capacity(sent_count);
-    let mut last_arrival: Option<Instant> = None;
-    let mut unexpected = 0;
-    while let Some(arrivals) = watchers.join_next().await {
-        let arrivals = arrivals.context("a projector task panicked")?;
-        latencies.extend(arrivals.latencies);
-        last_arrival = last_arrival.max(arrivals.last);
-        unexpected += arrivals.unexpected;
-    }
-    stopper.abort();
-    let received = latencies.len();
-
+    let flow = NoteFlow::start(plan, &labs, None);
+    let delivery = flow.finish(env.settle).await?;
     let stuck = converge(&labs, Instant::now() + env.settle).await;
-    let (unacknowledged, diverged): (Vec<Stuck>, Vec<Stuck>) =
-        stuck.into_iter().partition(|stuck| stuck.heads_equal);
     let usage = meter.finish()?;
     let peak_rss = match (peak, env.server) {
         (Some(peak), Some(server)) => Some(peak.stop(server)),
         _ => None,
     };
     let hwm = env.server.and_then(|server| server.hwm_kib().ok());
+    close_labs(labs).await;
+
+    delivery.report(
+        &mut report,
+        plan.labs * (plan.observers + 1),
+        stuck,
+        env.settle,
+    );
+    report.usage(&usage, &setup, peak_rss, hwm);
+    Ok(report)
+}
+
+/// The notes of every lab on their schedule, with a projector per lab recording when each
+/// arrives: started by [`NoteFlow::start`], collected by [`NoteFlow::finish`].
+pub struct NoteFlow {
+    posters: JoinSet<anyhow::Result<Posted>>,
+    watchers: JoinSet<Arrivals>,
+    posting_done: watch::Sender<bool>,
+    /// When the first note is due.
+    pub start: Instant,
+}
+
+impl NoteFlow {
+    /// Starts every observer posting `plan.notes_per_observer` notes, one per interval from
+    /// [`START_DELAY`] on, every observer of every lab spread evenly over one interval. With
+    /// `until`, an observer that has posted its notes keeps posting on the same schedule until
+    /// `until` reads true (and at most for as long again as its notes took).
+    pub fn start(
+        plan: &Plan,
+        labs: &[LabPhones],
+        until: Option<watch::Receiver<bool>>,
+    ) -> NoteFlow {
+        let (posting_done, done) = watch::channel(false);
+        let mut watchers = JoinSet::new();
+        let mut posters = JoinSet::new();
+        let start = Instant::now() + START_DELAY;
+        let phones_total = labs.len() * plan.observers;
+        for (lab_index, lab) in labs.iter().enumerate() {
+            let sent: SentLog = Arc::default();
+            watchers.spawn(watch_arrivals(
+                lab.projector.clone(),
+                Arc::clone(&sent),
+                done.clone(),
+            ));
+            for (index, observer) in lab.observers.iter().enumerate() {
+                // Spread every observer of every lab evenly over one interval.
+                let slot = lab_index * plan.observers + index;
+                let offset = plan.interval.mul_f64(slot as f64 / phones_total as f64);
+                let seed = u64::try_from(slot).expect("slot fits in u64");
+                posters.spawn(post_notes(
+                    observer.clone(),
+                    Arc::clone(&sent),
+                    plan.clone(),
+                    start + offset,
+                    seed,
+                    until.clone(),
+                ));
+            }
+        }
+        NoteFlow {
+            posters,
+            watchers,
+            posting_done,
+            start,
+        }
+    }
+
+    /// Waits for every observer to post its last note, then up to `settle` for every note to
+    /// reach its lab's projector.
+    pub async fn finish(mut self, settle: Duration) -> anyhow::Result<Delivery> {
+        let mut delivery = Delivery::default();
+        while let Some(posted) = self.posters.join_next().await {
+            let posted = posted.context("an observer task panicked")??;
+            delivery.sent += posted.count;
+            delivery.first_commit = min_instant(delivery.first_commit, posted.first);
+            delivery.max_lag = delivery.max_lag.max(posted.max_lag);
+        }
+        // Every note now has `settle` to reach its projector.
+        let settle_deadline = Instant::now() + settle;
+        self.posting_done.send_replace(true);
+        let stopper = {
+            let posting_done = self.posting_done;
+            tokio::spawn(async move {
+                sleep_until(settle_deadline.into()).await;
+                // Past the deadline: the projectors stop waiting for what is missing.
+                drop(posting_done);
+            })
+        };
+        while let Some(arrivals) = self.watchers.join_next().await {
+            let arrivals = arrivals.context("a projector task panicked")?;
+            delivery.samples.extend(arrivals.samples);
+            delivery.last_arrival = delivery.last_arrival.max(arrivals.last);
+            delivery.unexpected += arrivals.unexpected;
+        }
+        stopper.abort();
+        Ok(delivery)
+    }
+}
+
+/// What a [`NoteFlow`] delivered.
+#[derive(Default)]
+pub struct Delivery {
+    pub sent: usize,
+    /// Per note that arrived: when it was committed, and how long it took to arrive.
+    pub samples: Vec<(Instant, Duration)>,
+    first_commit: Option<Instant>,
+    last_arrival: Option<Instant>,
+    max_lag: Duration,
+    /// Note ids that were never sent (should not happen).
+    unexpected: usize,
+}
+
+impl Delivery {
+    /// The latencies of the notes committed within `when`.
+    pub fn latencies_committed(&self, when: impl RangeBounds<Instant>) -> Vec<Duration> {
+        self.samples
+            .iter()
+            .filter(|(committed, _)| when.contains(committed))
+            .map(|(_, latency)| *latency)
+            .collect()
+    }
+
+    /// The rows, fields and failures every note-posting scenario reports: delivery,
+    /// convergence of `replicas` replicas (`stuck` those that did not), latency, throughput.
+    pub fn report(
+        &self,
+        report: &mut Report,
+        replicas: usize,
+        stuck: Vec<Stuck>,
+        settle: Duration,
+    ) {
+        let (unacknowledged, diverged): (Vec<Stuck>, Vec<Stuck>) =
+            stuck.into_iter().partition(|stuck| stuck.heads_equal);
+        let sent_count = self.sent;
+        let received = self.samples.len();
+        let lost = sent_count.saturating_sub(received);
+        report.row(
+            "notes sent / received",
+            if lost == 0 {
+                format!("{sent_count} / {received}, all arrived")
+            } else {
+                format!("{sent_count} / {received}, {lost} LOST")
+            },
+        );
+        report.row(
+            "replicas converged",
+            format!(
+                "{} / {replicas} with identical heads, {} of them acknowledged by the server",
+                replicas - diverged.len(),
+                replicas - diverged.len() - unacknowledged.len()
+            ),
+        );
+        let latencies: Vec<Duration> = self.samples.iter().map(|(_, latency)| *latency).collect();
+        let percentiles = Percentiles::of(&latencies);
+        report.row(
+            "latency p50/p95/p99/max",
+            percentiles
+                .as_ref()
+                .map_or_else(|| "n/a".to_owned(), Percentiles::line),
+        );
+        let span = match (self.first_commit, self.last_arrival) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first),
+            _ => Duration::ZERO,
+        };
+        let throughput = if span.is_zero() {
+            0.0
+        } else {
+            received as f64 / span.as_secs_f64()
+        };
+        report.row(
+            "throughput",
+            format!(
+                "{throughput:.1} notes/s (first commit to last arrival: {:.2} s)",
+                span.as_secs_f64()
+            ),
+        );
+        report.row(
+            "posting lag",
+            format!(
+                "worst note left {:.1} ms behind schedule",
+                self.max_lag.as_secs_f64() * 1000.0
+            ),
+        );
+        report.field("notesSent", json!(sent_count));
+        report.field("notesReceived", json!(received));
+        report.field("notesLost", json!(lost));
+        report.field("unexpectedNotes", json!(self.unexpected));
+        report.field("replicas", json!(replicas));
+        report.field("replicasConverged", json!(replicas - diverged.len()));
+        report.field("headsEqual", json!(diverged.is_empty()));
+        report.field("replicasUnacknowledged", json!(unacknowledged.len()));
+        report.field(
+            "latencyMs",
+            percentiles
+                .as_ref()
+                .map_or(serde_json::Value::Null, Percentiles::json),
+        );
+        report.field("throughputNotesPerS", json!(round(throughput)));
+        report.field("spanS", json!(secs(span)));
+        report.field(
+            "maxPostingLagMs",
+            json!(round(self.max_lag.as_secs_f64() * 1000.0)),
+        );
+
+        if lost > 0 {
+            report.fail(format!(
+                "LOST {lost} of {sent_count} notes: they never reached the projector within \
+                 {settle:?} of the last send"
+            ));
+        }
+        if self.unexpected > 0 {
+            report.fail(format!(
+                "{} notes nobody sent appeared on a board",
+                self.unexpected
+            ));
+        }
+        if !diverged.is_empty() {
+            report.fail(format!(
+                "DIVERGED: {} of {replicas} replicas did not end with the projector's heads: {}",
+                diverged.len(),
+                Stuck::list(&diverged)
+            ));
+        }
+        if !unacknowledged.is_empty() {
+            report.fail(format!(
+                "UNACKNOWLEDGED: {} of {replicas} replicas have the projector's heads, but the \
+                 server never sent them a sync message with those heads, so their last notes \
+                 still count as not stored: {}",
+                unacknowledged.len(),
+                Stuck::list(&unacknowledged)
+            ));
+        }
+    }
+}
+
+/// Closes every phone of every lab.
+pub async fn close_labs(labs: Vec<LabPhones>) {
     close_all(labs.into_iter().flat_map(|lab| {
         let mut phones = lab.observers;
         phones.push(lab.projector);
         phones
     }))
     .await;
-
-    let replicas = plan.labs * (plan.observers + 1);
-    let lost = sent_count.saturating_sub(received);
-    report.row(
-        "notes sent / received",
-        if lost == 0 {
-            format!("{sent_count} / {received}, all arrived")
-        } else {
-            format!("{sent_count} / {received}, {lost} LOST")
-        },
-    );
-    report.row(
-        "replicas converged",
-        format!(
-            "{} / {replicas} with identical heads, {} of them acknowledged by the server",
-            replicas - diverged.len(),
-            replicas - diverged.len() - unacknowledged.len()
-        ),
-    );
-    let percentiles = Percentiles::of(&latencies);
-    report.row(
-        "latency p50/p95/p99/max",
-        percentiles
-            .as_ref()
-            .map_or_else(|| "n/a".to_owned(), Percentiles::line),
-    );
-    let span = match (first_commit, last_arrival) {
-        (Some(first), Some(last)) => last.saturating_duration_since(first),
-        _ => Duration::ZERO,
-    };
-    let throughput = if span.is_zero() {
-        0.0
-    } else {
-        received as f64 / span.as_secs_f64()
-    };
-    report.row(
-        "throughput",
-        format!(
-            "{throughput:.1} notes/s (first commit to last arrival: {:.2} s)",
-            span.as_secs_f64()
-        ),
-    );
-    report.row(
-        "posting lag",
-        format!(
-            "worst note left {:.1} ms behind schedule",
-            max_lag.as_secs_f64() * 1000.0
-        ),
-    );
-    report.usage(&usage, &setup, peak_rss, hwm);
-    report.field("notesSent", json!(sent_count));
-    report.field("notesReceived", json!(received));
-    report.field("notesLost", json!(lost));
-    report.field("unexpectedNotes", json!(unexpected));
-    report.field("replicas", json!(replicas));
-    report.field("replicasConverged", json!(replicas - diverged.len()));
-    report.field("headsEqual", json!(diverged.is_empty()));
-    report.field("replicasUnacknowledged", json!(unacknowledged.len()));
-    report.field(
-        "latencyMs",
-        percentiles
-            .as_ref()
-            .map_or(serde_json::Value::Null, Percentiles::json),
-    );
-    report.field("throughputNotesPerS", json!(round(throughput)));
-    report.field("spanS", json!(secs(span)));
-    report.field(
-        "maxPostingLagMs",
-        json!(round(max_lag.as_secs_f64() * 1000.0)),
-    );
-
-    if lost > 0 {
-        report.fail(format!(
-            "LOST {lost} of {sent_count} notes: they never reached the projector within {:?} \
-             of the last send",
-            env.settle
-        ));
-    }
-    if unexpected > 0 {
-        report.fail(format!(
-            "{unexpected} notes nobody sent appeared on a board"
-        ));
-    }
-    if !diverged.is_empty() {
-        report.fail(format!(
-            "DIVERGED: {} of {replicas} replicas did not end with the projector's heads: {}",
-            diverged.len(),
-            Stuck::list(&diverged)
-        ));
-    }
-    if !unacknowledged.is_empty() {
-        report.fail(format!(
-            "UNACKNOWLEDGED: {} of {replicas} replicas have the projector's heads, but the \
-             server never sent them a sync message with those heads, so their last notes \
-             still count as not stored: {}",
-            unacknowledged.len(),
-            Stuck::list(&unacknowledged)
-        ));
-    }
-    Ok(report)
 }
 
 fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -292,7 +374,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Creates the labs and connects every phone, each with its own name, token and replica.
-async fn connect_labs(plan: &Plan, env: &Env) -> anyhow::Result<Vec<LabPhones>> {
+pub async fn connect_labs(plan: &Plan, env: &Env) -> anyhow::Result<Vec<LabPhones>> {
     let creates = (0..plan.labs)
         .map(|index| {
             let target = Arc::clone(&env.target);
@@ -317,11 +399,12 @@ async fn connect_labs(plan: &Plan, env: &Env) -> anyhow::Result<Vec<LabPhones>> 
     }
     let mut phones = bounded(SETUP_CONCURRENCY, connects).await?.into_iter();
     Ok(labs
-        .iter()
-        .map(|_| {
+        .into_iter()
+        .map(|lab| {
             let observers = phones.by_ref().take(plan.observers).collect();
             let projector = phones.next().expect("one projector per lab was connected");
             LabPhones {
+                lab,
                 observers,
                 projector,
             }
@@ -329,13 +412,15 @@ async fn connect_labs(plan: &Plan, env: &Env) -> anyhow::Result<Vec<LabPhones>> 
         .collect())
 }
 
-/// One observer's notes, on schedule from `first_due`.
+/// One observer's notes, on schedule from `first_due`: the plan's, then, with `until`, more
+/// until it reads true (at most as many again).
 async fn post_notes(
     phone: Phone,
     sent: SentLog,
     plan: Plan,
     first_due: Instant,
     seed: u64,
+    until: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<Posted> {
     let mut rng = Rng::new(seed);
     let mut posted = Posted {
@@ -343,7 +428,11 @@ async fn post_notes(
         first: None,
         max_lag: Duration::ZERO,
     };
-    for k in 0..plan.notes_per_observer {
+    for k in 0..plan.notes_per_observer.saturating_mul(2) {
+        let more = until.as_ref().is_some_and(|until| !*until.borrow());
+        if k >= plan.notes_per_observer && !more {
+            break;
+        }
         let steps = u32::try_from(k).context("too many notes")?;
         let due = first_due + plan.interval * steps;
         if k > 0 && plan.interval.is_zero() {
@@ -365,12 +454,12 @@ async fn post_notes(
     Ok(posted)
 }
 
-/// Watches a projector's replica until `expected` notes have arrived or `stop` fires.
+/// Watches a projector's replica until, once `done` reads true (posting is over), every note
+/// in `sent` has arrived, or until `done`'s sender is dropped (the settle time is over).
 async fn watch_arrivals(
     projector: Phone,
     sent: SentLog,
-    expected: usize,
-    mut stop: watch::Receiver<bool>,
+    mut done: watch::Receiver<bool>,
 ) -> Arrivals {
     let mut changes = projector.doc.subscribe();
     let mut seen = HashSet::new();
@@ -386,26 +475,29 @@ async fn watch_arrivals(
             let sent = lock(&sent);
             for id in fresh {
                 match sent.get(&id) {
-                    Some(at) => arrivals.latencies.push(now.saturating_duration_since(*at)),
+                    Some(at) => arrivals
+                        .samples
+                        .push((*at, now.saturating_duration_since(*at))),
                     None => arrivals.unexpected += 1,
                 }
                 seen.insert(id);
             }
             arrivals.last = Some(now);
         }
-        if arrivals.latencies.len() >= expected {
+        // Marked seen before counting, so the end of posting during the count wakes us again.
+        if *done.borrow_and_update() && arrivals.samples.len() >= lock(&sent).len() {
             return arrivals;
         }
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return arrivals },
-            _ = stop.wait_for(|stop| *stop) => return arrivals,
+            changed = done.changed() => if changed.is_err() { return arrivals },
         }
     }
 }
 
 /// Waits, until `deadline`, for every replica of each lab to reach its projector's heads and
 /// for the server to acknowledge them; describes each replica that did not.
-async fn converge(labs: &[LabPhones], deadline: Instant) -> Vec<Stuck> {
+pub async fn converge(labs: &[LabPhones], deadline: Instant) -> Vec<Stuck> {
     let mut checks = JoinSet::new();
     for lab in labs {
         let target: Vec<ChangeHash> = lab.projector.doc.heads();
@@ -481,7 +573,7 @@ async fn describe_stuck(phone: &Phone, target: &[ChangeHash], projector_notes: u
 }
 
 /// A replica that did not end converged and acknowledged.
-struct Stuck {
+pub struct Stuck {
     /// It has the projector's heads (and an open connection); only the acknowledgement is missing.
     heads_equal: bool,
     what: String,

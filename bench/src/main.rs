@@ -8,8 +8,9 @@
 //!    (`--start-labboard`, on 127.0.0.1:0 with a temporary data directory), or any sync server
 //!    (`--sync-url`: the bench uploads the boards itself with `Client::create`).
 //! 2. Set-up: labs and phones are created and connected, each phone holding the board.
-//! 3. The measured phase of one scenario (`steady`, `burst`, `labs N`, `coldload`, `idle N`),
-//!    metered from /proc: the server's CPU time and RSS, and the generator's own CPU time.
+//! 3. The measured phase of one scenario (`steady`, `burst`, `labs N`, `coldload`, `idle N`,
+//!    `boards N`, `photos`), metered from /proc: the server's CPU time and RSS, and the
+//!    generator's own CPU time.
 //! 4. Checks: every note arrived, every replica ended with the same heads, acknowledged by the
 //!    server. A run that lost a note, diverged or ran out of `--timeout` says so loudly and
 //!    exits non-zero.
@@ -23,6 +24,7 @@ mod http;
 mod idle;
 mod lab_run;
 mod phone;
+mod photos;
 mod proc_stats;
 mod report;
 mod server;
@@ -224,6 +226,7 @@ async fn run(
         Scenario::Coldload(args) => coldload::run(args, &env).await?,
         Scenario::Idle(args) => idle::run(args, &env).await?,
         Scenario::Boards(args) => boards::run(args, &env).await?,
+        Scenario::Photos(args) => photos::run(args, &env).await?,
         Scenario::Compare(_) => anyhow::bail!("compare is not a scenario of one target"),
     };
     let load_after = proc_stats::load_average();
@@ -256,6 +259,7 @@ fn cli_scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Coldload(_) => "coldload",
         Scenario::Idle(_) => "idle",
         Scenario::Boards(_) => "boards",
+        Scenario::Photos(_) => "photos",
         Scenario::Compare(_) => "compare",
     }
 }

@@ -39,6 +39,8 @@ pub enum Target {
 #[derive(Debug, Clone)]
 pub struct Lab {
     pub doc_id: DocumentId,
+    /// The lab's id in the API, for a labboard target.
+    pub lab_id: Option<String>,
     /// The join code, for a labboard target.
     join_code: Option<String>,
 }
@@ -76,6 +78,7 @@ impl Target {
                 let lab = http::create_lab(authority, organizer_token, title).await?;
                 Ok(Lab {
                     doc_id: lab.doc_id,
+                    lab_id: Some(lab.lab_id),
                     join_code: Some(lab.join_code),
                 })
             }
@@ -99,6 +102,7 @@ impl Target {
                 client.close().await;
                 Ok(Lab {
                     doc_id,
+                    lab_id: None,
                     join_code: None,
                 })
             }
@@ -123,11 +127,13 @@ impl Target {
                 Ok(Seat {
                     url: format!("ws://{authority}/sync?token={}", joined.token),
                     author_id: Some(joined.author_id),
+                    token: Some(joined.token),
                 })
             }
             Target::SyncUrl { url } => Ok(Seat {
                 url: url.clone(),
                 author_id: None,
+                token: None,
             }),
         }
     }
@@ -139,6 +145,8 @@ pub struct Seat {
     pub url: String,
     /// The author id a labboard token grants; elsewhere the phone's peer id serves.
     pub author_id: Option<String>,
+    /// The labboard token, for the API calls a phone makes (photos).
+    pub token: Option<String>,
 }
 
 /// A short id unique within this run, for peer ids.
@@ -153,6 +161,8 @@ pub struct Phone {
     pub doc: DocHandle,
     /// What its notes carry as `authorId`.
     pub author_id: String,
+    /// Its labboard token, for the API calls it makes (photos).
+    pub token: Option<String>,
 }
 
 impl Phone {
@@ -162,6 +172,7 @@ impl Phone {
         let author_id = seat
             .author_id
             .unwrap_or_else(|| peer_id.as_str().to_owned());
+        let token = seat.token;
         let attempt = async {
             let client = Client::connect(&seat.url, peer_id).await?;
             client.find(doc_id).await
@@ -174,6 +185,7 @@ impl Phone {
             name,
             doc,
             author_id,
+            token,
         })
     }
 

@@ -167,6 +167,88 @@ fn idle() {
 }
 
 #[test]
+fn photos() {
+    let json = bench(&[
+        "photos",
+        "--phones",
+        "3",
+        "--photos-per-phone",
+        "2",
+        "--photo-kb",
+        "50",
+        "--interval",
+        "100ms",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(json["scenario"], "photos");
+    // Every photo stored: 201, with the size of the photo less its EXIF segment.
+    let uploads = &json["uploads"];
+    assert_eq!(uploads["count"], 6, "{json}");
+    assert_eq!(uploads["stored"], 6, "{json}");
+    assert_eq!(uploads["failed"], 0, "{json}");
+    assert_eq!(uploads["bytes"], 6 * 50_000, "{json}");
+    assert!(uploads["megabytesPerS"].is_number(), "{json}");
+    assert!(uploads["latencyMs"]["p99"].is_number(), "{json}");
+    // Ten notes a phone, more if the uploads outlast the window; every one arrived.
+    let sent = json["notesSent"].as_u64().expect("notesSent");
+    assert!(sent >= 30, "{json}");
+    assert_notes_delivered(&json, sent);
+    assert_eq!(json["replicas"], 4, "{json}");
+    // Each note is in one phase; the second half's are due after the uploads start.
+    let phase = |key: &str| json[key]["notes"].as_u64().expect("a phase's notes");
+    assert_eq!(phase("phaseA") + phase("phaseB"), sent, "{json}");
+    assert!(phase("phaseB") >= 15, "{json}");
+    assert!(json["phaseB"]["latencyMs"]["p99"].is_number(), "{json}");
+    assert!(json["phaseB"]["serverCpuS"].is_number(), "{json}");
+}
+
+#[test]
+fn a_refused_photo_fails_the_run_with_the_reason() {
+    // The server the bench starts takes the bench's environment: room for two photos of this
+    // lab, and the third is answered 507.
+    let output = Command::new(env!("CARGO_BIN_EXE_labboard-bench"))
+        .env("LABBOARD_MAX_LAB_PHOTO_BYTES", "100000")
+        .arg("--start-labboard")
+        .arg(labboard_bin())
+        .args(["--timeout", "90s", "--settle", "20s", "photos"])
+        .args([
+            "--phones",
+            "1",
+            "--photos-per-phone",
+            "3",
+            "--photo-kb",
+            "40",
+        ])
+        .args(["--interval", "100ms", "--duration", "400ms"])
+        .output()
+        .expect("running labboard-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}\n{stdout}");
+    assert!(stderr.contains("UPLOAD FAILED: 1 of 3"), "{stderr}");
+    assert!(stderr.contains("photo 3: HTTP 507"), "{stderr}");
+    assert!(stdout.contains("2 of 3 stored (201)"), "{stdout}");
+}
+
+#[test]
+fn photos_need_a_labboard() {
+    let output = Command::new(env!("CARGO_BIN_EXE_labboard-bench"))
+        .args([
+            "--sync-url",
+            "ws://127.0.0.1:9/",
+            "--timeout",
+            "10s",
+            "photos",
+        ])
+        .output()
+        .expect("running labboard-bench");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("photos needs a labboard"), "{stderr}");
+}
+
+#[test]
 fn a_bad_size_is_refused_with_an_error() {
     let output = Command::new(env!("CARGO_BIN_EXE_labboard-bench"))
         .args(["--sync-url", "ws://127.0.0.1:9/", "--timeout", "10s"])

@@ -719,6 +719,15 @@ impl From<ExportError> for ApiError {
                     "the lab's board could not be read",
                 )
             }
+            ExportError::Photos(err) => err.into(),
+            ExportError::PhotoGone(_) => {
+                tracing::info!(error = %err, "export found its lab deleted");
+                Self::new(StatusCode::NOT_FOUND, "no such lab")
+            }
+            ExportError::TooLarge(_) => {
+                tracing::error!(error = %err, "export failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+            }
         }
     }
 }
@@ -732,8 +741,8 @@ struct ExportQuery {
     utc_offset: Option<i32>,
 }
 
-/// The lab's board for archiving (`automerge`) or as de-identified research data (`json`,
-/// `csv`): see [`export`].
+/// The lab's board for archiving (`automerge`, or `zip` with its photos), as de-identified
+/// research data (`json`, `csv`) or as its printable record (`html`): see [`export`].
 async fn export(
     State(app): State<Arc<AppState>>,
     Path(lab_id): Path<String>,
@@ -744,7 +753,7 @@ async fn export(
     let Query(query) =
         query.map_err(|err| ApiError::bad_request(format!("invalid query string: {err}")))?;
     let format = Format::parse(query.format.as_deref().ok_or_else(|| {
-        ApiError::bad_request("`format` is required: json, csv, automerge or html")
+        ApiError::bad_request("`format` is required: json, csv, automerge, html or zip")
     })?)?;
     let table = query
         .table
@@ -796,15 +805,31 @@ async fn export(
                 utc_offset_minutes: utc_offset,
                 now_ms: crate::labs::now_ms(),
             };
-            let html =
-                tokio::task::spawn_blocking(move || record::render_saved(&about, &saved, clock))
-                    .await
-                    .map_err(|err| ExportError::Load(err.to_string()))??;
+            // Photos are read from the store on the blocking thread, one at a time.
+            let photos = app.photos.reader();
+            let lab_id = lab.lab_id.clone();
+            let html = tokio::task::spawn_blocking(move || {
+                record::render_saved(&about, &saved, clock, &|id| photos.get(&lab_id, id))
+            })
+            .await
+            .map_err(|err| ExportError::Load(err.to_string()))??;
             (
                 "text/html; charset=utf-8",
                 format!("{stem}-record.html"),
                 html.into_bytes(),
             )
+        }
+        Format::Zip => {
+            let roles = app.labs.author_roles(&lab.lab_id).await?;
+            let photos = app.photos.reader();
+            let lab_id = lab.lab_id.clone();
+            let now = crate::labs::now_ms();
+            let zip = tokio::task::spawn_blocking(move || {
+                export::archive(&lab_id, &saved, &roles, &photos, now)
+            })
+            .await
+            .map_err(|err| ExportError::Load(err.to_string()))??;
+            ("application/zip", format!("{stem}-export.zip"), zip)
         }
         Format::Json | Format::Csv => {
             let roles = app.labs.author_roles(&lab.lab_id).await?;

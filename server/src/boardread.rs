@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use labboard_protocol::board::MAX_NOTE_PHOTOS;
 
 use crate::export::ExportError;
 
@@ -27,6 +28,16 @@ pub(crate) struct Note {
     pub(crate) highlighted: bool,
     pub(crate) hidden: bool,
     pub(crate) cluster_id: String,
+    /// The note's photos in the order the author added them: valid ids only, each once, the
+    /// first [`MAX_NOTE_PHOTOS`], as the web client reads them.
+    pub(crate) photos: Vec<NotePhoto>,
+}
+
+/// A photo of a note: its id (the SHA-256 of its bytes) and whether the facilitator hid it
+/// (`notes.<id>.hiddenPhotos`).
+pub(crate) struct NotePhoto {
+    pub(crate) id: String,
+    pub(crate) hidden: bool,
 }
 
 pub(crate) struct Timeout {
@@ -180,6 +191,7 @@ impl Board {
                 highlighted: r.bool(&n, "highlighted"),
                 hidden: r.bool(&n, "hidden"),
                 cluster_id: r.string(&n, "clusterId"),
+                photos: r.photos(&n),
                 id,
             })
             .collect();
@@ -344,6 +356,28 @@ impl Reader<'_> {
             .collect()
     }
 
+    /// A note's `photos`, leniently: ids that are not 64 lowercase hex digits are skipped, a
+    /// repeated id counts once, and only the first [`MAX_NOTE_PHOTOS`] are taken. A photo is
+    /// hidden when `hiddenPhotos` maps its id to `true`.
+    fn photos(&self, note: &ObjId) -> Vec<NotePhoto> {
+        let hidden = self.map(note, "hiddenPhotos");
+        let mut ids: Vec<String> = Vec::new();
+        for id in self.strings(note, "photos") {
+            if ids.len() == MAX_NOTE_PHOTOS {
+                break;
+            }
+            if crate::photos::valid_id(&id) && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids.into_iter()
+            .map(|id| NotePhoto {
+                hidden: hidden.as_ref().is_some_and(|map| self.bool(map, &id)),
+                id,
+            })
+            .collect()
+    }
+
     fn int(&self, obj: &ObjId, key: &str) -> Option<i64> {
         match self.value(obj, key)? {
             (Value::Scalar(s), _) => match s.as_ref() {
@@ -374,5 +408,68 @@ impl Reader<'_> {
             self.value(obj, key),
             Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Boolean(true))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::ActorId;
+    use labboard_protocol::board::{new_board, LabInfo};
+
+    #[test]
+    fn a_notes_photos_are_read_as_the_web_client_reads_them() {
+        let id = |n: u8| crate::photos::id_of(&[n]);
+        let mut doc = new_board(&LabInfo::default(), ActorId::random());
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let notes = tx.get(ROOT, "notes")?.unwrap().1;
+            let note = tx.put_object(&notes, "n1", ObjType::Map)?;
+            let list = tx.put_object(&note, "photos", ObjType::List)?;
+            // Invalid ids, a repeat and a number are skipped; only the first 4 valid count.
+            let upper = id(9).to_uppercase();
+            for (i, value) in [
+                id(1),
+                upper,
+                id(2),
+                id(1),
+                "x".to_owned(),
+                id(3),
+                id(4),
+                id(5),
+            ]
+            .iter()
+            .enumerate()
+            {
+                tx.insert(&list, i, value.as_str())?;
+            }
+            tx.insert(&list, 8, 7_i64)?;
+            let hidden = tx.put_object(&note, "hiddenPhotos", ObjType::Map)?;
+            tx.put(&hidden, id(2).as_str(), true)?;
+            tx.put(&hidden, id(3).as_str(), "true")?;
+            tx.put(&hidden, id(5).as_str(), true)?;
+            // Photos of another type read as none.
+            let other = tx.put_object(&notes, "n2", ObjType::Map)?;
+            tx.put(&other, "photos", id(1).as_str())?;
+            Ok(())
+        })
+        .unwrap();
+        let board = Board::read(&doc);
+        let note = |id: &str| board.notes.iter().find(|n| n.id == id).unwrap();
+        let photos: Vec<(String, bool)> = note("n1")
+            .photos
+            .iter()
+            .map(|p| (p.id.clone(), p.hidden))
+            .collect();
+        assert_eq!(
+            photos,
+            vec![
+                (id(1), false),
+                (id(2), true),
+                (id(3), false),
+                (id(4), false)
+            ]
+        );
+        assert!(note("n2").photos.is_empty());
     }
 }

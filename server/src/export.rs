@@ -8,8 +8,11 @@
 //! pseudonym. Lab details (title, school, …), display names, aliases, join codes, keys and
 //! tokens are never written. Notes, time-outs and agreements get ids that are a hash of the lab
 //! and the board's own id, so they stay the same in every export of the lab.
+//!
+//! The zip export ([`archive`]) is the raw record instead: the board as saved, the research
+//! data beside it, and every photo of the lab with a manifest of which notes show it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use automerge::Automerge;
 use serde::Serialize;
@@ -17,6 +20,9 @@ use sha2::{Digest, Sha256};
 
 use crate::boardread::{Agreement, Board, NextStep, Note, Timeout};
 use crate::labs::Role;
+use crate::photos::PhotoReader;
+use crate::storage::StorageError;
+use crate::zipfile::{TooLarge, ZipWriter};
 
 pub use crate::boardread::{NoteCounts, DEFAULT_PICK_LIMIT};
 
@@ -35,6 +41,8 @@ pub enum Format {
     Automerge,
     /// The lab's printable record (see [`crate::record`]).
     Html,
+    /// The board, the research data and every photo of the lab in one zip (see [`archive`]).
+    Zip,
 }
 
 impl Format {
@@ -44,6 +52,7 @@ impl Format {
             "csv" => Ok(Self::Csv),
             "automerge" => Ok(Self::Automerge),
             "html" => Ok(Self::Html),
+            "zip" => Ok(Self::Zip),
             other => Err(ExportError::UnknownFormat(other.to_owned())),
         }
     }
@@ -81,12 +90,19 @@ impl Table {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("unknown export format `{0}`; use json, csv, automerge or html")]
+    #[error("unknown export format `{0}`; use json, csv, automerge, html or zip")]
     UnknownFormat(String),
     #[error("unknown table `{0}`; use notes, timeouts, agreements or nextSteps")]
     UnknownTable(String),
     #[error("the stored board could not be loaded: {0}")]
     Load(String),
+    #[error("the lab's photos could not be read: {0}")]
+    Photos(#[from] StorageError),
+    /// A photo listed a moment before could not be read: only deleting the lab removes photos.
+    #[error("photo {0} is gone: the lab was deleted while it was exported")]
+    PhotoGone(String),
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
 }
 
 /// The de-identified research data of one lab.
@@ -415,6 +431,144 @@ impl Research {
     }
 }
 
+/// The manifest of the zip export, `photos.json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhotoManifest {
+    /// Every photo stored for the lab, by id.
+    pub photos: Vec<PhotoEntry>,
+    /// Photos that notes refer to but the lab does not have (never uploaded), by id.
+    pub not_uploaded: Vec<MissingPhoto>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhotoEntry {
+    /// The SHA-256 of the bytes uploaded.
+    pub id: String,
+    /// Its file in the zip: `photos/<id>.<jpg|png|webp>`.
+    pub file: String,
+    pub content_type: String,
+    /// Its size as stored (metadata stripped).
+    pub bytes: u64,
+    /// The notes that show it.
+    pub notes: Vec<PhotoUse>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MissingPhoto {
+    pub id: String,
+    pub notes: Vec<PhotoUse>,
+}
+
+/// A note that refers to a photo.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhotoUse {
+    /// The note's id on the board (as in `board.automerge`).
+    pub note: String,
+    /// Whether the facilitator hid the photo on that note.
+    pub hidden: bool,
+    /// Whether the facilitator hid the note itself.
+    pub note_hidden: bool,
+}
+
+/// The file extension of a photo's content type.
+fn extension(content_type: &str) -> &'static str {
+    match content_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        _ => "bin",
+    }
+}
+
+/// The zip export of a lab, its files stored uncompressed (see [`crate::zipfile`]):
+/// - `board.automerge`: `saved`, the board exactly as `format=automerge` gives it;
+/// - `research.json`: the de-identified research data, as `format=json` gives it;
+/// - `photos/<id>.<jpg|png|webp>`: every photo stored for the lab, hidden ones included, as
+///   `GET …/photos/<id>` serves it;
+/// - `photos.json`: the [`PhotoManifest`].
+///
+/// It is built in memory: it takes about the board plus the lab's photos (at most
+/// `--max-lab-photo-bytes`), allocated once; photos are read from `photos` one at a time. Run
+/// it on a blocking thread.
+pub fn archive(
+    lab_id: &str,
+    saved: &[u8],
+    roles: &HashMap<String, Role>,
+    photos: &PhotoReader,
+    now_ms: i64,
+) -> Result<Vec<u8>, ExportError> {
+    let doc = crate::boardread::load(saved)?;
+    let research = serde_json::to_vec_pretty(&Research::of(lab_id, &doc, roles))
+        .expect("rows of strings, numbers and booleans serialize");
+    let board = Board::read(&doc);
+    drop(doc);
+    let mut uses: BTreeMap<&str, Vec<PhotoUse>> = BTreeMap::new();
+    for note in &board.notes {
+        for photo in &note.photos {
+            uses.entry(&photo.id).or_default().push(PhotoUse {
+                note: note.id.clone(),
+                hidden: photo.hidden,
+                note_hidden: note.hidden,
+            });
+        }
+    }
+    let stored = photos.list(lab_id)?;
+    let entries: Vec<PhotoEntry> = stored
+        .into_iter()
+        .map(|info| PhotoEntry {
+            file: format!("photos/{}.{}", info.id, extension(&info.content_type)),
+            notes: uses.remove(info.id.as_str()).unwrap_or_default(),
+            id: info.id,
+            content_type: info.content_type,
+            bytes: info.size,
+        })
+        .collect();
+    let manifest = PhotoManifest {
+        photos: entries,
+        not_uploaded: uses
+            .into_iter()
+            .map(|(id, notes)| MissingPhoto {
+                id: id.to_owned(),
+                notes,
+            })
+            .collect(),
+    };
+    let manifest_json =
+        serde_json::to_vec_pretty(&manifest).expect("strings, numbers and booleans serialize");
+
+    let fixed = [
+        ("board.automerge", saved),
+        ("research.json", research.as_slice()),
+        ("photos.json", manifest_json.as_slice()),
+    ];
+    let capacity = ZipWriter::size_of(fixed.iter().map(|(name, data)| (*name, data.len())).chain(
+        manifest.photos.iter().map(|p| {
+            (
+                p.file.as_str(),
+                usize::try_from(p.bytes).unwrap_or(usize::MAX),
+            )
+        }),
+    ));
+    if u32::try_from(capacity).is_err() {
+        return Err(TooLarge.into());
+    }
+    let mut zip = ZipWriter::new(capacity, now_ms);
+    for (name, data) in fixed {
+        zip.add(name, data)?;
+    }
+    for entry in &manifest.photos {
+        let photo = photos
+            .get(lab_id, &entry.id)?
+            .ok_or_else(|| ExportError::PhotoGone(entry.id.clone()))?;
+        zip.add(&entry.file, &photo.bytes)?;
+    }
+    Ok(zip.finish()?)
+}
+
 /// One CSV field: a value a spreadsheet would run as a formula (leading `=`, `+`, `-`, `@`,
 /// tab or CR) gets a leading `'`; a field with a comma, quote, CR or LF is quoted, its quotes
 /// doubled.
@@ -713,6 +867,14 @@ mod tests {
     }
 
     #[test]
+    fn photo_files_are_named_by_their_type() {
+        assert_eq!(extension("image/jpeg"), "jpg");
+        assert_eq!(extension("image/png"), "png");
+        assert_eq!(extension("image/webp"), "webp");
+        assert_eq!(extension("text/plain"), "bin");
+    }
+
+    #[test]
     fn file_stems_are_safe() {
         assert_eq!(file_stem("Making ten: Grade 2!"), "making-ten-grade-2");
         assert_eq!(file_stem("../../etc/passwd"), "etc-passwd");
@@ -722,8 +884,18 @@ mod tests {
 
     #[test]
     fn formats_and_tables_are_named() {
-        assert_eq!(Format::parse("csv").unwrap(), Format::Csv);
-        assert!(Format::parse("pdf").is_err());
+        for (name, format) in [
+            ("json", Format::Json),
+            ("csv", Format::Csv),
+            ("automerge", Format::Automerge),
+            ("html", Format::Html),
+            ("zip", Format::Zip),
+        ] {
+            assert_eq!(Format::parse(name).unwrap(), format);
+        }
+        let err = Format::parse("pdf").unwrap_err().to_string();
+        assert!(err.contains("`pdf`") && err.contains("zip"), "{err}");
+        assert!(Format::parse("ZIP").is_err());
         assert_eq!(Table::parse("nextSteps").unwrap(), Table::NextSteps);
         assert!(Table::parse("children").is_err());
     }

@@ -50,6 +50,7 @@ pub mod secrets;
 pub mod storage;
 pub mod urls;
 pub mod web;
+pub mod zipfile;
 
 pub use config::Config;
 

@@ -5,9 +5,11 @@
 //! Each format is walked as a list of segments or chunks, and only what the image needs to
 //! display as taken is copied, byte for byte:
 //!
-//! - **JPEG**: SOI, APP0 (JFIF), APP14 (Adobe, needed for colour), DQT, SOFn, DHT, DRI, SOS and
-//!   the entropy-coded data through EOI are kept; APP1..APP13, APP15 and COM are dropped, and so
-//!   is anything after EOI.
+//! - **JPEG**: SOI, APP0 (JFIF), APP2 holding the ICC colour profile (`ICC_PROFILE`, as PNG's
+//!   iCCP; browsers write one on every canvas JPEG, so a phone's upload is stored byte for byte),
+//!   APP14 (Adobe, needed for colour), DQT, SOFn, DHT, DRI, SOS and the entropy-coded data through
+//!   EOI are kept; APP1..APP13 (other APP2 too: FlashPix, the multi-picture format's previews),
+//!   APP15 and COM are dropped, and so is anything after EOI.
 //! - **PNG**: the critical chunks (IHDR, PLTE, IDAT, IEND) and the rendering chunks (tRNS, gAMA,
 //!   cHRM, sRGB, iCCP, sBIT, pHYs, bKGD) are kept whole (their CRCs stay valid); every other
 //!   chunk (tEXt, zTXt, iTXt, eXIf, tIME, …) and anything after IEND is dropped.
@@ -92,8 +94,12 @@ fn jpeg_error(reason: &'static str) -> Unreadable {
     }
 }
 
-/// Whether a JPEG marker segment is metadata: APP1..APP13, APP15 or COM.
-fn jpeg_metadata(marker: u8) -> bool {
+/// Whether a JPEG marker segment is metadata: APP1..APP13, APP15 or COM, except an APP2 that
+/// holds the ICC colour profile (`payload` is the segment after its length).
+fn jpeg_metadata(marker: u8, payload: &[u8]) -> bool {
+    if marker == 0xE2 && payload.starts_with(b"ICC_PROFILE\0") {
+        return false;
+    }
     matches!(marker, 0xE1..=0xED | 0xEF | 0xFE)
 }
 
@@ -157,7 +163,7 @@ pub fn strip_jpeg(bytes: &[u8]) -> Result<Vec<u8>, Unreadable> {
         if end > bytes.len() {
             return Err(jpeg_error("a segment runs past the end of the file"));
         }
-        if !jpeg_metadata(marker) {
+        if !jpeg_metadata(marker, &bytes[after_marker + 2..end]) {
             out.extend_from_slice(&bytes[pos..end]);
         }
         pos = end;
@@ -372,7 +378,8 @@ mod tests {
                 false,
                 segment(0xED, b"Photoshop 3.0\0IPTC city Springfield"),
             ),
-            (false, segment(0xE2, b"ICC_PROFILE\0\x01\x01profile")),
+            (true, segment(0xE2, b"ICC_PROFILE\0\x01\x01profile")),
+            (false, segment(0xE2, b"MPF\0II*\0preview of the same photo")),
             (true, segment(0xEE, b"Adobe\0\x64\0\0\0\0\x01")),
             (false, segment(0xFE, b"shot on a school phone")),
             (true, segment(0xDB, &dqt)),
@@ -409,7 +416,7 @@ mod tests {
             b"xmpmeta",
             b"Springfield",
             b"school phone",
-            b"ICC_PROFILE",
+            b"MPF",
         ] {
             assert!(!contains(&stripped, gone), "{gone:?} is still there");
         }

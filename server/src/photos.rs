@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::labs::now_ms;
-use crate::storage::sqlite::open_connection;
+use crate::storage::sqlite::{open_connection, NOTES_FIRST};
 use crate::storage::StorageError;
 
 /// Whether `id` is how photo ids are written: 64 lowercase hex digits.
@@ -93,6 +93,8 @@ impl PhotoStore {
         let (lab_id, id, content_type) =
             (lab_id.to_owned(), id.to_owned(), content_type.to_owned());
         self.with(move |conn| {
+            // Notes first: a photo waits while the documents' writer commits.
+            NOTES_FIRST.bulk_turn();
             // Immediate: the quota is checked and the photo stored under one write lock.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing: Option<i64> = tx
@@ -145,20 +147,16 @@ impl PhotoStore {
     /// Photo `id` of the lab, if it has one.
     pub async fn get(&self, lab_id: &str, id: &str) -> Result<Option<Photo>, StorageError> {
         let (lab_id, id) = (lab_id.to_owned(), id.to_owned());
-        self.with(move |conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT content_type, bytes FROM photos WHERE lab_id = ?1 AND id = ?2",
-                )?
-                .query_row(params![lab_id, id], |row| {
-                    Ok(Photo {
-                        content_type: row.get(0)?,
-                        bytes: row.get(1)?,
-                    })
-                })
-                .optional()?)
-        })
-        .await
+        self.with(move |conn| get(conn, &lab_id, &id)).await
+    }
+
+    /// A reader of the lab's photos for work already on a blocking thread (the record and the
+    /// zip export, built in `spawn_blocking`): it reads one photo at a time, so that such work
+    /// holds only the photo it is writing out, and other requests get the store between reads.
+    pub fn reader(&self) -> PhotoReader {
+        PhotoReader {
+            conn: Arc::clone(&self.conn),
+        }
     }
 
     /// Whether the lab has photo `id`, without reading it.
@@ -189,6 +187,62 @@ impl PhotoStore {
             ))
         })
         .await
+    }
+}
+
+fn get(conn: &Connection, lab_id: &str, id: &str) -> Result<Option<Photo>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT content_type, bytes FROM photos WHERE lab_id = ?1 AND id = ?2")?
+        .query_row(params![lab_id, id], |row| {
+            Ok(Photo {
+                content_type: row.get(0)?,
+                bytes: row.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// What the store knows of a photo, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoInfo {
+    pub id: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// Blocking reads of the photo store (see [`PhotoStore::reader`]). Call it only where blocking
+/// is allowed: on a `spawn_blocking` thread, never on the async runtime.
+pub struct PhotoReader {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl PhotoReader {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .expect("photo store lock is never held across a panic")
+    }
+
+    /// Photo `id` of the lab, if it has one.
+    pub fn get(&self, lab_id: &str, id: &str) -> Result<Option<Photo>, StorageError> {
+        get(&self.lock(), lab_id, id)
+    }
+
+    /// Every photo of the lab, by id, without the bytes.
+    pub fn list(&self, lab_id: &str) -> Result<Vec<PhotoInfo>, StorageError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, content_type, size FROM photos WHERE lab_id = ?1 ORDER BY id",
+        )?;
+        let rows = statement.query_map(params![lab_id], |row| {
+            let size: i64 = row.get(2)?;
+            Ok(PhotoInfo {
+                id: row.get(0)?,
+                content_type: row.get(1)?,
+                size: u64::try_from(size).unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }
 
@@ -291,6 +345,35 @@ mod tests {
         let fourth = vec![4u8; 10];
         assert_eq!(put(&b, &id_of(&fourth), fourth).await, Put::Ended);
         assert!(photos.exists(&b, &id).await.unwrap());
+
+        // The blocking reader sees the same, listed by id, without the bytes.
+        let reader = photos.reader();
+        let mut listed = vec![
+            PhotoInfo {
+                id: id.clone(),
+                content_type: "image/png".into(),
+                size: 60,
+            },
+            PhotoInfo {
+                id: id_of(&[3u8; 40]),
+                content_type: "image/png".into(),
+                size: 40,
+            },
+        ];
+        listed.sort_by(|x, y| x.id.cmp(&y.id));
+        let (a2, id2) = (a.clone(), id.clone());
+        let (list, got, none) = tokio::task::spawn_blocking(move || {
+            (
+                reader.list(&a2).unwrap(),
+                reader.get(&a2, &id2).unwrap(),
+                reader.get("no-such-lab", &id2).unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(list, listed);
+        assert_eq!(got.map(|p| p.bytes), Some(first.clone()));
+        assert_eq!(none, None);
 
         assert!(labs.delete(&a).await.unwrap());
         assert_eq!(photos.usage(&a).await.unwrap(), (0, 0));

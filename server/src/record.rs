@@ -7,14 +7,26 @@
 //! notes, the clusters and every note by phase and category. Hidden notes are left out and
 //! counted. The page has no script, loads nothing and shows no controls; every text of the board
 //! is escaped. Times are shown in the reader's time zone when the caller gives its offset.
+//!
+//! The photos of the visible notes are embedded in the page as `data:` URIs (its CSP allows
+//! images from `data:` and nothing else), each once, under its note in the notes by phase and
+//! category; hidden photos and the photos of hidden notes are left out and counted. A lab may
+//! hold up to `--max-lab-photo-bytes` of photos (500 MiB by default), and a record of a lab
+//! with that much on its visible notes is that large, a third more for base64: it is built in
+//! memory once. The photos are read one at a time and each is kept only as its `data:` URI
+//! until it is written into the page, so building it takes about the size of the page.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use automerge::Automerge;
+use base64::Engine as _;
 
-use crate::boardread::{Board, Item, Note, Timeout};
+use crate::boardread::{Board, Item, Note, NotePhoto, Timeout};
 use crate::export::{Civil, ExportError};
+use crate::photos::Photo;
+use crate::storage::StorageError;
 
 /// Largest UTC offset a caller may give, in minutes (UTC+14:00 is the furthest on Earth).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
@@ -40,15 +52,73 @@ pub struct Clock {
     pub now_ms: i64,
 }
 
-/// The record of the board saved in `bytes`.
-pub fn render_saved(lab: &RecordLab, bytes: &[u8], clock: Clock) -> Result<String, ExportError> {
-    Ok(render(lab, &crate::boardread::load(bytes)?, clock))
+/// Where the record reads a photo by its id: the lab's photos (see
+/// [`crate::photos::PhotoReader`]); `None` for a photo the lab does not have.
+pub type PhotoSource<'a> = &'a dyn Fn(&str) -> Result<Option<Photo>, StorageError>;
+
+/// The record of the board saved in `bytes`, its photos read from `photos`.
+pub fn render_saved(
+    lab: &RecordLab,
+    bytes: &[u8],
+    clock: Clock,
+    photos: PhotoSource<'_>,
+) -> Result<String, ExportError> {
+    render(lab, &crate::boardread::load(bytes)?, clock, photos)
 }
 
-/// The record of a board, as one HTML document.
-pub fn render(lab: &RecordLab, doc: &Automerge, clock: Clock) -> String {
+/// The record of a board, as one HTML document, its photos read from `photos`.
+pub fn render(
+    lab: &RecordLab,
+    doc: &Automerge,
+    clock: Clock,
+    photos: PhotoSource<'_>,
+) -> Result<String, ExportError> {
     let board = Board::read(doc);
-    Record::new(lab, &board, clock).html()
+    let embedded = Embedded::read(&board, photos)?;
+    Ok(Record::new(lab, &board, clock, embedded).html())
+}
+
+/// A note's photos that the record shows: the ones the facilitator did not hide.
+fn shown_photos(note: &Note) -> impl Iterator<Item = &NotePhoto> {
+    note.photos.iter().filter(|p| !p.hidden)
+}
+
+/// The photos the record embeds, as `data:` URIs, each until it is written into the page.
+struct Embedded {
+    /// Photo id -> how many notes still have to show it, and its `data:` URI (`None`: the
+    /// lab does not have it).
+    photos: HashMap<String, (usize, Option<String>)>,
+    /// The bytes of every `data:` URI.
+    bytes: usize,
+}
+
+impl Embedded {
+    /// Reads the shown photos of the visible notes, one at a time.
+    fn read(board: &Board, source: PhotoSource<'_>) -> Result<Self, StorageError> {
+        let mut photos: HashMap<String, (usize, Option<String>)> = HashMap::new();
+        let mut bytes = 0;
+        for note in board.notes.iter().filter(|n| !n.hidden) {
+            for photo in shown_photos(note) {
+                if let Some((uses, _)) = photos.get_mut(&photo.id) {
+                    *uses += 1;
+                    continue;
+                }
+                let uri = source(&photo.id)?.map(|photo| data_uri(&photo));
+                bytes += uri.as_ref().map_or(0, String::len);
+                photos.insert(photo.id.clone(), (1, uri));
+            }
+        }
+        Ok(Self { photos, bytes })
+    }
+}
+
+/// `data:<type>;base64,<bytes>`.
+fn data_uri(photo: &Photo) -> String {
+    let prefix = format!("data:{};base64,", esc(&photo.content_type));
+    let mut uri = String::with_capacity(prefix.len() + photo.bytes.len().div_ceil(3) * 4);
+    uri.push_str(&prefix);
+    base64::engine::general_purpose::STANDARD.encode_string(&photo.bytes, &mut uri);
+    uri
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -123,10 +193,12 @@ struct Record<'a> {
     /// Time-outs in the order they were called, numbered from 1 in that order.
     timeouts: Vec<&'a Timeout>,
     picks: HashMap<&'a str, usize>,
+    /// The photos still to be written into the page.
+    embedded: RefCell<Embedded>,
 }
 
 impl<'a> Record<'a> {
-    fn new(lab: &'a RecordLab, board: &'a Board, clock: Clock) -> Self {
+    fn new(lab: &'a RecordLab, board: &'a Board, clock: Clock, embedded: Embedded) -> Self {
         let mut timeouts: Vec<&Timeout> = board.timeouts.iter().collect();
         timeouts.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
         Self {
@@ -141,6 +213,7 @@ impl<'a> Record<'a> {
                 .collect(),
             timeouts,
             picks: board.pick_counts(),
+            embedded: RefCell::new(embedded),
         }
     }
 
@@ -289,13 +362,14 @@ impl<'a> Record<'a> {
     }
 
     fn html(&self) -> String {
-        let mut out = String::with_capacity(64 * 1024);
+        // Room for the photos from the start: the page is never copied to grow.
+        let mut out = String::with_capacity(64 * 1024 + self.embedded.borrow().bytes);
         let title = esc(self.title());
         let _ = write!(
             out,
             "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
+             <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n\
              <meta name=\"generator\" content=\"Labboard\">\n\
              <title>{title} \u{2014} lab record</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
              <main class=\"record\">\n"
@@ -312,7 +386,7 @@ impl<'a> Record<'a> {
         let _ = write!(
             out,
             "<footer class=\"made\">Made by Labboard from the lab\u{2019}s board on {} at {} ({}). \
-             Hidden notes are left out of this record and counted.</footer>\n</main>\n</body>\n</html>\n",
+             Hidden notes and photos are left out of this record and counted.</footer>\n</main>\n</body>\n</html>\n",
             self.day(self.clock.now_ms),
             self.time(self.clock.now_ms),
             self.zone()
@@ -381,6 +455,28 @@ impl<'a> Record<'a> {
         let mut totals = vec![plural(self.shown.len(), "note", "notes")];
         if hidden > 0 {
             totals.push(format!("{hidden} hidden, left out"));
+        }
+        let photos: usize = self.shown.values().map(|n| shown_photos(n).count()).sum();
+        let hidden_photos: usize = self
+            .board
+            .notes
+            .iter()
+            .map(|n| {
+                if n.hidden {
+                    n.photos.len()
+                } else {
+                    n.photos.iter().filter(|p| p.hidden).count()
+                }
+            })
+            .sum();
+        if photos > 0 {
+            totals.push(plural(photos, "photo", "photos"));
+        }
+        if hidden_photos > 0 {
+            totals.push(format!(
+                "{}, left out",
+                plural(hidden_photos, "hidden photo", "hidden photos")
+            ));
         }
         totals.push(plural(self.timeouts.len(), "time-out", "time-outs"));
         totals.push(plural(
@@ -689,7 +785,7 @@ impl<'a> Record<'a> {
                     "<p class=\"sub\">{} written during it</p>",
                     plural(notes.len(), "note", "notes")
                 );
-                self.note_list(out, &notes, false);
+                self.note_list(out, &notes, false, false);
             }
             out.push_str("</article>\n");
         }
@@ -760,7 +856,7 @@ impl<'a> Record<'a> {
             if notes.is_empty() {
                 out.push_str("<p class=\"none\">No notes shown in it.</p>\n");
             } else {
-                self.note_list(out, &notes, true);
+                self.note_list(out, &notes, true, false);
             }
             out.push_str("</div>\n");
         }
@@ -814,7 +910,7 @@ impl<'a> Record<'a> {
                     esc(&label),
                     group.len()
                 );
-                self.note_list(out, &group, false);
+                self.note_list(out, &group, false, true);
                 out.push_str("</div>\n");
             }
             out.push_str("</section>\n");
@@ -825,7 +921,9 @@ impl<'a> Record<'a> {
         out.push_str("</section>\n");
     }
 
-    fn note_list(&self, out: &mut String, notes: &[&Note], with_phase: bool) {
+    /// A list of notes; `with_photos` embeds their photos (the notes by phase and category do,
+    /// where each note stands once; elsewhere the byline counts them).
+    fn note_list(&self, out: &mut String, notes: &[&Note], with_phase: bool, with_photos: bool) {
         out.push_str("<ul class=\"notes\">\n");
         for note in notes {
             let mut marks = String::new();
@@ -835,14 +933,52 @@ impl<'a> Record<'a> {
             if note.highlighted {
                 marks.push_str("<span class=\"mark\">Highlighted</span> ");
             }
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "<li class=\"note\">{marks}<span class=\"text\">{}</span> <span class=\"by\">{}</span></li>",
+                "<li class=\"note\">{marks}<span class=\"text\">{}</span> <span class=\"by\">{}</span>",
                 esc(note.text.trim()),
                 esc(&self.byline(note, with_phase))
             );
+            if with_photos {
+                self.note_photos(out, note);
+            }
+            out.push_str("</li>\n");
         }
         out.push_str("</ul>\n");
+    }
+
+    /// The note's shown photos after its text, in the author's order; a photo the lab does not
+    /// have (never uploaded) is a line saying so.
+    fn note_photos(&self, out: &mut String, note: &Note) {
+        let shown: Vec<&NotePhoto> = shown_photos(note).collect();
+        if shown.is_empty() {
+            return;
+        }
+        let name = note.author_name.trim();
+        let author = if name.is_empty() { "someone" } else { name };
+        let mut embedded = self.embedded.borrow_mut();
+        out.push_str("<div class=\"photos\">");
+        for (i, photo) in shown.iter().enumerate() {
+            let Some((uses, uri)) = embedded.photos.get_mut(&photo.id) else {
+                continue;
+            };
+            match uri {
+                Some(uri) => {
+                    let alt = format!("Photo {} of {} on {author}'s note", i + 1, shown.len());
+                    let _ = write!(
+                        out,
+                        "<figure class=\"photo\"><img src=\"{uri}\" alt=\"{}\"></figure>",
+                        esc(&alt)
+                    );
+                }
+                None => out.push_str("<p class=\"missing\">A photo was not uploaded.</p>"),
+            }
+            *uses -= 1;
+            if *uses == 0 {
+                embedded.photos.remove(&photo.id);
+            }
+        }
+        out.push_str("</div>");
     }
 
     /// `— Ana · Lesson 1, minute 12 · time-out 2 · 3 picks · 2 reactions · about Jo, Sam`.
@@ -877,6 +1013,10 @@ impl<'a> Record<'a> {
         }
         if note.reactions > 0 {
             parts.push(keep(plural(note.reactions, "reaction", "reactions")));
+        }
+        let photos = shown_photos(note).count();
+        if photos > 0 {
+            parts.push(keep(plural(photos, "photo", "photos")));
         }
         let children: Vec<&str> = note
             .children
@@ -954,6 +1094,10 @@ li { margin: .15rem 0 .35rem; break-inside: avoid; page-break-inside: avoid; }
 .coach h3 { margin-top: .4rem; }
 .coach ul { margin: .2rem 0 .8rem; padding-left: 1.1rem; }
 .agreements li, .agreed li { font-size: 1.02rem; }
+.photos { display: flex; flex-wrap: wrap; gap: .5rem; margin: .4rem 0 .2rem; }
+.photo { margin: 0; max-width: 100%; break-inside: avoid; page-break-inside: avoid; }
+.photo img { display: block; max-width: 100%; max-height: 24rem; width: auto; height: auto; border: 1px solid #c9ced6; }
+.missing { margin: .2rem 0; color: #4a5260; font-style: italic; }
 .made { margin-top: 2.5rem; padding-top: .6rem; border-top: 1px solid #c9ced6; color: #4a5260; font-size: .85rem; }
 @media screen and (max-width: 40rem) {
   .record { padding: 1.2rem .9rem 2rem; }
@@ -971,6 +1115,7 @@ li { margin: .15rem 0 .35rem; break-inside: avoid; page-break-inside: avoid; }
   .record { max-width: none; padding: 0; }
   h2 { margin-top: 1.4rem; }
   .compare .facts td, .compare .facts th { background: none; }
+  .photo img { max-height: 9cm; }
 }
 "#;
 
@@ -1091,7 +1236,7 @@ mod tests {
 
     #[test]
     fn the_record_holds_the_board_and_leaves_hidden_notes_out() {
-        let html = render(&lab(), &board(), clock());
+        let html = render(&lab(), &board(), clock(), &no_photos).unwrap();
         for expected in [
             "<h1>Making ten</h1>",
             "Oak &lt;School&gt; \u{b7} Grade 2 \u{b7} December 4, 2026",
@@ -1117,7 +1262,7 @@ mod tests {
 
     #[test]
     fn a_note_during_a_time_out_is_listed_under_it() {
-        let html = render(&lab(), &board(), clock());
+        let html = render(&lab(), &board(), clock(), &no_photos).unwrap();
         let timeouts = &html[html.find("id=\"timeouts\"").unwrap()..];
         let timeouts = &timeouts[..timeouts.find("</section>").unwrap()];
         assert!(timeouts.contains("Counted on from 8"), "{timeouts}");
@@ -1128,11 +1273,93 @@ mod tests {
     #[test]
     fn an_empty_board_reads_as_a_record_of_nothing_yet() {
         let doc = new_board(&LabInfo::default(), ActorId::random());
-        let html = render(&RecordLab::default(), &doc, clock());
+        let html = render(&RecordLab::default(), &doc, clock(), &no_photos).unwrap();
         assert!(html.contains("<h1>Math lab</h1>"));
         assert!(html.contains("Nobody wrote a note."));
         assert!(html.contains("Nobody called a time-out."));
         assert!(html.contains("In progress"));
+    }
+
+    fn no_photos(_: &str) -> Result<Option<Photo>, StorageError> {
+        Ok(None)
+    }
+
+    #[test]
+    fn photos_of_visible_notes_are_embedded_once_and_hidden_ones_counted() {
+        let id = |n: u8| crate::photos::id_of(&[n]);
+        let mut doc = board();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let notes = tx.get(ROOT, "notes")?.unwrap().1;
+            let with_photos = |tx: &mut automerge::transaction::Transaction<'_>,
+                               note: &str,
+                               ids: &[String]|
+             -> Result<automerge::ObjId, automerge::AutomergeError> {
+                let note = tx.get(&notes, note)?.unwrap().1;
+                let list = tx.put_object(&note, "photos", ObjType::List)?;
+                for (i, id) in ids.iter().enumerate() {
+                    tx.insert(&list, i, id.as_str())?;
+                }
+                Ok(note)
+            };
+            // n1: photo 1, a hidden photo 2, photo 3 (never uploaded), a repeat, a bad id.
+            let n1 = with_photos(
+                tx,
+                "n1",
+                &[id(1), id(2), id(3), id(1), "NOT-AN-ID".to_owned()],
+            )?;
+            let hidden = tx.put_object(&n1, "hiddenPhotos", ObjType::Map)?;
+            tx.put(&hidden, id(2).as_str(), true)?;
+            // n3 is hidden: its photo 4 is left out.
+            with_photos(tx, "n3", &[id(4)])?;
+            Ok(())
+        })
+        .unwrap();
+        let read = RefCell::new(Vec::new());
+        let source = |photo: &str| -> Result<Option<Photo>, StorageError> {
+            read.borrow_mut().push(photo.to_owned());
+            Ok((photo != id(3)).then(|| Photo {
+                content_type: "image/png".into(),
+                bytes: vec![0xAB; 5],
+            }))
+        };
+        let html = render(&lab(), &doc, clock(), &source).unwrap();
+        // Read once each: only the shown photos of visible notes.
+        let mut read = read.into_inner();
+        read.sort();
+        let mut expected = vec![id(1), id(3)];
+        expected.sort();
+        assert_eq!(read, expected);
+        let img =
+            "<img src=\"data:image/png;base64,q6urq6s=\" alt=\"Photo 1 of 2 on Bea&#39;s note\">";
+        assert_eq!(html.matches("<img ").count(), 1, "{html}");
+        assert!(html.contains(img));
+        assert!(html.contains("A photo was not uploaded."));
+        assert!(html.contains("2 hidden photos, left out"));
+        assert!(html.contains("<li>2 photos</li>"));
+        assert!(html.contains("img-src data:\""));
+        // Elsewhere the note's byline counts its photos.
+        let timeouts = &html[html.find("id=\"timeouts\"").unwrap()..];
+        let timeouts = &timeouts[..timeouts.find("</section>").unwrap()];
+        assert!(timeouts.contains("2\u{a0}photos") && !timeouts.contains("<img"));
+    }
+
+    #[test]
+    fn a_photo_store_failure_is_an_error_not_a_record() {
+        let mut doc = board();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let notes = tx.get(ROOT, "notes")?.unwrap().1;
+            let note = tx.get(&notes, "n2")?.unwrap().1;
+            let list = tx.put_object(&note, "photos", ObjType::List)?;
+            tx.insert(&list, 0, crate::photos::id_of(b"x").as_str())?;
+            Ok(())
+        })
+        .unwrap();
+        let failing =
+            |_: &str| -> Result<Option<Photo>, StorageError> { Err(StorageError::Closed) };
+        assert!(matches!(
+            render(&lab(), &doc, clock(), &failing),
+            Err(ExportError::Photos(StorageError::Closed))
+        ));
     }
 
     #[test]

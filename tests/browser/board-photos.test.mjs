@@ -1,106 +1,33 @@
-// Photos of student work on the board (issue #14): a coach's note carries photo ids, the photos
-// are uploaded with `PUT /api/labs/{labId}/photos/{sha256}` (the coach's token), and the board
-// fetches them with its own token and shows them as thumbnails, full size in focus and in
-// presenter mode. A photo not uploaded yet shows "Photo on its way" and turns into the picture
+// Photos of student work on the board (issue #14): a coach's phone attaches photos to a note
+// (the library button, then Send); the phone uploads them and the board fetches them with its own
+// token and shows them as thumbnails, full size in focus and in presenter mode. A photo not
+// uploaded yet (the phone's upload held back) shows "Photo on its way" and turns into the picture
 // once it is there, without a reload. The facilitator hides a photo (gone for everyone, undone
 // from the toast, shown again with "show hidden"); an observer's tablet gets no hide control.
-//
-// The photos are real JPEGs drawn in a page (OffscreenCanvas). The note is written by a real
-// automerge-repo peer in Node (the official client, as tests/js uses) holding a phone's token, so
-// it passes the server's checks like a phone's note.
 
 import assert from "node:assert/strict";
-import { createHash, randomUUID } from "node:crypto";
 import path from "node:path";
 import { test } from "node:test";
-import * as A from "@automerge/automerge";
-import { Repo } from "@automerge/automerge-repo";
-import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
-import { PROJECTOR, TABLET, TEST_TIMEOUT, audit, checkBrowserLog, joinByCode, open, poll, sel, waitCount } from "./harness.mjs";
-import { boardHasPhases, screenshotDir, text, waitVisible } from "./scenario.mjs";
+import { PROJECTOR, TABLET, TEST_TIMEOUT, audit, checkBrowserLog, feedNote, joinByCode, open, poll, postNote, sel, waitCount, waitStatus } from "./harness.mjs";
+import { cameraPhoto } from "./photos.mjs";
+import { boardHasPhases, joinPhone, screenshotDir, text, waitVisible } from "./scenario.mjs";
 import { boardAt, openNoteMenu, startPhase, undoToast } from "./board-helpers.mjs";
 
 const NOTE = "Table 3 drew a ten-frame: 8 dots, then 2 more to make ten, 3 left over";
 const LATE = "J. wrote 8 + 5 = 13 under the ten-frame and circled the ten";
+const PHOTO_URL = /\/api\/labs\/[^/]+\/photos\/[0-9a-f]{64}$/;
 
-/** A photo of student work as a phone would send it: a JPEG drawn on a canvas in `page`. */
-async function studentWork(page, { label, hue }) {
-  const bytes = await page.evaluate(
-    async ({ label, hue }) => {
-      const c = new OffscreenCanvas(1200, 900);
-      const g = c.getContext("2d");
-      g.fillStyle = "#fdfcf7";
-      g.fillRect(0, 0, 1200, 900);
-      g.strokeStyle = "#1e3a8a";
-      g.lineWidth = 6;
-      // A ten-frame: 2 rows of 5, 8 dots in one colour and 2 in another.
-      for (let r = 0; r < 2; r++) for (let k = 0; k < 5; k++) g.strokeRect(150 + k * 180, 150 + r * 180, 180, 180);
-      for (let i = 0; i < 10; i++) {
-        g.fillStyle = i < 8 ? `hsl(${hue} 70% 45%)` : "#dc2626";
-        g.beginPath();
-        g.arc(240 + (i % 5) * 180, 240 + Math.floor(i / 5) * 180, 60, 0, Math.PI * 2);
-        g.fill();
-      }
-      g.fillStyle = "#111827";
-      g.font = "bold 110px sans-serif";
-      g.fillText(label, 150, 700);
-      const blob = await c.convertToBlob({ type: "image/jpeg", quality: 0.85 });
-      return [...new Uint8Array(await blob.arrayBuffer())];
-    },
-    { label, hue },
-  );
-  const body = Buffer.from(bytes);
-  return { id: createHash("sha256").update(body).digest("hex"), body };
+/** Attaches photos from the phone's library; the ids of the photos on the note box, once prepared. */
+async function attach(phone, files) {
+  const slots = phone.locator(`${sel("photo-slot")}[data-photo-id]`);
+  const before = await slots.count();
+  await phone.locator(sel("photo-library")).setInputFiles(files.map((buffer, i) => ({ name: `IMG_000${i + 1}.JPG`, mimeType: "image/jpeg", buffer })));
+  await waitCount(slots, before + files.length, "photos attached");
+  return slots.evaluateAll((els) => els.map((el) => el.getAttribute("data-photo-id")));
 }
 
-/** Uploads a photo as a phone does: PUT with the phone's token. */
-async function upload(origin, labId, token, photo) {
-  const res = await fetch(`${origin}/api/labs/${encodeURIComponent(labId)}/photos/${photo.id}`, {
-    method: "PUT",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "image/jpeg" },
-    body: photo.body,
-  });
-  assert.equal(res.status, 201, `the photo is stored (${res.status} ${await res.text()})`);
-}
-
-/** A coach's device in Node: joins with the code (the lab API) and syncs the board over /sync. */
-async function coachPeer(t, origin, lab, name) {
-  const res = await fetch(`${origin}/api/join`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ code: lab.joinCode, name, deviceKey: randomUUID() }),
-  });
-  const access = await res.json();
-  assert.equal(res.status, 200, `${name} joins (${JSON.stringify(access)})`);
-  const adapter = new WebSocketClientAdapter(`${origin.replace(/^http/, "ws")}/sync?token=${encodeURIComponent(access.token)}`, 1000);
-  const repo = new Repo({ network: [adapter], peerId: `peer-${name}-${randomUUID().slice(0, 8)}` });
-  t.after(() => repo.shutdown());
-  const handle = await repo.find(access.docUrl);
-  return {
-    access,
-    handle,
-    /** Writes a note with its photo ids, as the phone's composer does (board.ts `buildNote`). */
-    note(text, photos, phase) {
-      const id = randomUUID();
-      const s = (v) => new A.ImmutableString(v);
-      handle.change((d) => {
-        d.notes[id] = {
-          text: s(text),
-          category: s("student-thinking"),
-          authorName: s(name),
-          authorId: s(access.authorId),
-          createdAt: Date.now(),
-          children: [],
-          reactions: {},
-          phase: s(phase),
-          photos: photos.map((p) => s(p.id)),
-        };
-      });
-      return id;
-    },
-    hiddenPhotos: (noteId) => ({ ...(handle.doc()?.notes?.[noteId]?.hiddenPhotos ?? {}) }),
-  };
-}
+/** The tokens a page keeps for its labs (localStorage). */
+const tokensOf = (page) => page.evaluate(() => [...(localStorage.getItem("lb.labs") ?? "").matchAll(/"token":"([^"]+)"/g)].map((m) => m[1]));
 
 const card = (page, noteId) => page.locator(`${sel("board-column")} ${sel("board-note")}[data-note-id="${noteId}"]`);
 const thumbs = (page, noteId) => card(page, noteId).locator(sel("note-photo"));
@@ -132,16 +59,25 @@ test("photos on the board: thumbnails, on their way, full size, hidden and shown
   const shots = screenshotDir(t);
   if (!(await boardHasPhases(t, board))) return;
   await startPhase(board, "lesson-1");
+  // Every URL the board asks for: none may carry a token.
+  const urls = [];
+  board.on("request", (r) => urls.push(r.url()));
 
-  // Ana's phone: three photos, two uploaded with her note, the third still on its way.
-  const ana = await coachPeer(t, origin, lab, "Ana");
-  const first = await studentWork(board, { label: "8 + 2 = 10", hue: 210 });
-  const second = await studentWork(board, { label: "10 + 3 = 13", hue: 140 });
-  const late = await studentWork(board, { label: "8 + 5 = 13", hue: 30 });
-  await upload(origin, lab.labId, ana.access.token, first);
-  await upload(origin, lab.labId, ana.access.token, second);
-  const noteId = ana.note(NOTE, [first, second], "lesson-1");
-  const lateId = ana.note(LATE, [late], "lesson-1");
+  // Ana's phone: a note with two photos, sent and uploaded; then a note whose photo's upload is
+  // held back (the phone is still uploading it).
+  const phone = await joinPhone(browser, origin, lab.joinCode, "Ana");
+  let openGate;
+  const gate = new Promise((resolve) => (openGate = resolve));
+  let held;
+  await phone.context().route(PHOTO_URL, async (route) => {
+    if (route.request().method() === "PUT" && held && route.request().url().endsWith(held)) await gate;
+    return route.continue();
+  });
+  const [first, second] = await attach(phone, [await cameraPhoto(phone, "8 + 2 = 10"), await cameraPhoto(phone, "10 + 3 = 13")]);
+  const { id: noteId } = await postNote(phone, "student-thinking", NOTE);
+  await waitStatus(feedNote(phone, NOTE), "synced");
+  [held] = await attach(phone, [await cameraPhoto(phone, "8 + 5 = 13")]);
+  const { id: lateId } = await postNote(phone, "student-thinking", LATE);
 
   // The board: both thumbnails of the first note show the real picture, named for a screen reader.
   await waitThumbs(board, noteId, 2, "Ana's first note");
@@ -151,23 +87,22 @@ test("photos on the board: thumbnails, on their way, full size, hidden and shown
   );
   const box = await thumbs(board, noteId).first().boundingBox();
   assert.ok(box.width >= 80 && box.width <= 140 && Math.abs(box.width - box.height) < 2, `a square thumbnail about 96 px (${box.width}x${box.height})`);
-  // No token in any URL the page asked for.
-  const urls = [];
-  board.on("request", (r) => urls.push(r.url()));
 
   // The photo not uploaded yet: "Photo on its way", then the picture, with no reload.
   const waiting = thumbs(board, lateId).locator(sel("note-photo-state"));
   await poll("the late photo on its way", () => text(waiting), (v) => v === "Photo on its way");
   const before = await card(board, lateId).elementHandle();
   await board.screenshot({ path: path.join(shots, "board-photos.png") });
-  await upload(origin, lab.labId, ana.access.token, late);
+  openGate();
   await waitThumbs(board, lateId, 1, "the late photo, once uploaded");
   assert.equal(await card(board, lateId).evaluate((el, b) => el === b, before), true, "the card is the same element (kept, not rebuilt)");
-  assert.deepEqual(urls.filter((u) => u.includes(ana.access.token) || /token=/.test(u)), [], "no token in a URL");
+  const tokens = await tokensOf(board);
+  assert.ok(tokens.length > 0, "the board holds its token");
+  assert.deepEqual(urls.filter((u) => /token=/.test(u) || tokens.some((tk) => u.includes(tk))), [], "no token in a URL");
   // The picture stays the same element and URL when the board renders again (a new note arrives).
   const src = await thumbs(board, noteId).first().locator("img").getAttribute("src");
   const img = await thumbs(board, noteId).first().locator("img").elementHandle();
-  ana.note("R. counted on from 8 on her fingers", [], "lesson-1");
+  await postNote(phone, "student-thinking", "R. counted on from 8 on her fingers");
   await poll("the third note on the board", () => board.locator(sel("board-note")).count(), (c) => c === 3);
   assert.equal(await thumbs(board, noteId).first().locator("img").getAttribute("src"), src, "the thumbnail keeps its picture");
   assert.equal(await thumbs(board, noteId).first().locator("img").evaluate((el, i) => el === i, img), true, "the thumbnail's image is kept");
@@ -205,23 +140,21 @@ test("photos on the board: thumbnails, on their way, full size, hidden and shown
   await poll("photo 2 in the full-size view", () => text(board.locator(sel("focus-photo-caption"))), (v) => v.startsWith("Photo 1 of 1"));
   await board.keyboard.press("Escape");
   await waitCount(thumbs(board, noteId), 1, "thumbnails left after the hide");
-  assert.equal(await thumbs(board, noteId).getAttribute("data-photo-id"), second.id);
-  await poll("the hide reached Ana", () => ana.hiddenPhotos(noteId), (h) => h[first.id] === true);
+  assert.equal(await thumbs(board, noteId).getAttribute("data-photo-id"), second);
   await (await undoToast(board)).locator(sel("undo-button")).click();
   await waitThumbs(board, noteId, 2, "both photos back after Undo");
-  await poll("the undo reached Ana", () => ana.hiddenPhotos(noteId), (h) => h[first.id] !== true);
 
   // From the card's menu: "Hide photo 2"; Ctrl+Z undoes it; hidden again, "show hidden" offers
   // "1 photo hidden — show", which shows it.
   let menu = await openNoteMenu(card(board, noteId));
   assert.deepEqual(await menu.locator(sel("note-hide-photo")).allTextContents(), ["Hide photo 1", "Hide photo 2"]);
-  await menu.locator(`${sel("note-hide-photo")}[data-photo-id="${second.id}"]`).click();
+  await menu.locator(`${sel("note-hide-photo")}[data-photo-id="${second}"]`).click();
   await waitCount(thumbs(board, noteId), 1, "thumbnails left after hiding photo 2");
   await undoToast(board);
   await board.keyboard.press("Control+z");
   await waitThumbs(board, noteId, 2, "photo 2 back after Ctrl+Z");
   menu = await openNoteMenu(card(board, noteId));
-  await menu.locator(`${sel("note-hide-photo")}[data-photo-id="${second.id}"]`).click();
+  await menu.locator(`${sel("note-hide-photo")}[data-photo-id="${second}"]`).click();
   await waitCount(thumbs(board, noteId), 1, "thumbnails left after hiding photo 2 again");
   const showHidden = card(board, noteId).locator(sel("note-photos-hidden"));
   assert.equal(await showHidden.isVisible(), false, "no hidden-photo affordance until show hidden is on");
@@ -235,7 +168,7 @@ test("photos on the board: thumbnails, on their way, full size, hidden and shown
   await joinByCode(tablet, origin, lab.joinCode, "Dee");
   await open(tablet, `${origin}/lab/${lab.labId}/board`);
   await waitThumbs(tablet, noteId, 1, "the tablet's photos of Ana's note");
-  assert.equal(await thumbs(tablet, noteId).getAttribute("data-photo-id"), first.id, "the hidden photo is not on the tablet");
+  assert.equal(await thumbs(tablet, noteId).getAttribute("data-photo-id"), first, "the hidden photo is not on the tablet");
   await waitThumbs(tablet, lateId, 1, "the tablet's late photo");
   const tbox = await thumbs(tablet, noteId).boundingBox();
   assert.ok(tbox.width >= 80, `a thumbnail a fingertip wide on the tablet (${tbox.width})`);

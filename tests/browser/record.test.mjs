@@ -12,7 +12,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { moveNoteTo, noteAction, undoToast } from "./board-helpers.mjs";
-import { TEST_TIMEOUT, audit, boardNote, checkBrowserLog, open, poll, postNote, sel, waitCount } from "./harness.mjs";
+import { TEST_TIMEOUT, audit, boardNote, checkBrowserLog, feedNote, open, poll, postNote, sel, waitCount, waitStatus } from "./harness.mjs";
+import { attachPhoto, cameraPhoto } from "./photos.mjs";
 import { pdfLines, printedHolds, wordsNotWhole } from "./pdftext.mjs";
 import { addAgreement, startPhase } from "./phone.mjs";
 import { joinPhones, projectLab, screenshotDir, text, waitVisible } from "./scenario.mjs";
@@ -111,7 +112,10 @@ test("the record of a whole lab: on screen, downloaded, and printed to PDF on Le
 
   // Lesson 2, then the final debrief with an agreement and each coach's next step.
   await startPhase(board, "lesson-2", all);
+  // Ben's first note of lesson 2 carries a photo of the child's ten-frame.
+  await attachPhoto(phones.Ben, await cameraPhoto(phones.Ben, "O. — 8 + 5"));
   for (const [who, category, body] of LESSON_2) await postNote(phones[who], category, body);
+  await waitStatus(feedNote(phones.Ben, LESSON_2[0][2]), "synced");
   await startPhase(board, "final-debrief", all);
   await addAgreement(board, AGREEMENTS[2], "Principal");
   for (const [who, body] of NEXT_STEPS) {
@@ -136,6 +140,10 @@ test("the record of a whole lab: on screen, downloaded, and printed to PDF on Le
   for (const body of allTexts()) assert.ok(shown.includes(body), `the record shows "${body}"`);
   assert.ok(!shown.includes(HIDDEN), "the hidden note is left out");
   assert.match(shown, /1 hidden, left out/);
+  // The photo is in the record itself, under its note.
+  const photo = record.locator('main.record img[alt="Photo 1 of 1 on Ben\'s note"]');
+  await waitCount(photo, 1, "the photo in the record");
+  assert.ok(await photo.evaluate((img) => img.complete && img.naturalWidth === 1600 && img.src.startsWith("data:image/jpeg;base64,")), "the record shows the photo, embedded");
   assert.match(shown, /Making ten: the lab's record/);
   assert.match(shown, /Oak Street Elementary · Grade 2/);
   assert.match(shown, /Lesson 1 beside Lesson 2/);
@@ -148,13 +156,18 @@ test("the record of a whole lab: on screen, downloaded, and printed to PDF on Le
   await audit(record, "the record at projector size");
   const shots = screenshotDir(t);
   await record.screenshot({ path: path.join(shots, "record.png") });
+  await photo.scrollIntoViewIfNeeded();
+  await record.screenshot({ path: path.join(shots, "record-photo.png") });
 
   // Download: the same self-contained file.
   const [download] = await Promise.all([record.waitForEvent("download"), record.locator(sel("record-download")).click()]);
   assert.match(download.suggestedFilename(), /^making-ten-.*-record\.html$/);
   const file = await readFile(await download.path(), "utf8");
   assert.match(file, /^<!doctype html>/);
-  assert.ok(!/<script|<link|src=/i.test(file), "the file loads nothing and runs nothing");
+  assert.ok(!/<script|<link/i.test(file), "the file runs nothing and links nothing");
+  const sources = [...file.matchAll(/src=("[^"]{0,40})/gi)].map((m) => m[1]);
+  assert.equal(sources.length, 1, "one picture in the file: the photo");
+  assert.ok(sources.every((src) => src.startsWith('"data:image/jpeg;base64,')), `every source is an embedded image: ${sources}`);
   for (const body of allTexts()) assert.ok(file.includes(escapeHtml(body)), `the file holds "${body}"`);
 
   // On a phone's width it reads without sideways scrolling.

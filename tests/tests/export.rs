@@ -554,7 +554,7 @@ async fn only_the_labs_facilitator_or_the_organizer_may_export() {
     let observer = server.join(&lab.join_code, "Zyxwvut").await;
     let facilitator = server.facilitate(&lab).await;
     let other_facilitator = server.facilitate(&other).await;
-    for format in ["json", "csv", "automerge", "html"] {
+    for format in ["json", "csv", "automerge", "html", "zip"] {
         let path = export_path(&lab, &format!("format={format}"));
         let status = |auth: Option<&str>| {
             let server = &server;
@@ -580,8 +580,14 @@ async fn only_the_labs_facilitator_or_the_organizer_may_export() {
         assert_eq!(status(Some(TEST_ORGANIZER_TOKEN)).await.0, 200, "{format}");
     }
     for (query, words) in [
-        ("format=pdf", "unknown export format `pdf`"),
-        ("", "`format` is required"),
+        (
+            "format=pdf",
+            "unknown export format `pdf`; use json, csv, automerge, html or zip",
+        ),
+        (
+            "",
+            "`format` is required: json, csv, automerge, html or zip",
+        ),
         ("format=csv&table=children", "unknown table `children`"),
         (
             "format=html&utcOffset=900",

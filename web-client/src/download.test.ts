@@ -5,6 +5,7 @@ describe("exportPath", () => {
   it("asks for the format and the table", () => {
     expect(exportPath("lab1", "json")).toBe("/api/labs/lab1/export?format=json");
     expect(exportPath("lab1", "csv", "nextSteps")).toBe("/api/labs/lab1/export?format=csv&table=nextSteps");
+    expect(exportPath("lab1", "zip")).toBe("/api/labs/lab1/export?format=zip");
   });
 });
 

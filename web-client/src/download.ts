@@ -3,7 +3,7 @@
 
 import { UNREACHABLE } from "./api";
 
-export type ExportFormat = "json" | "csv" | "automerge" | "html";
+export type ExportFormat = "json" | "csv" | "automerge" | "html" | "zip";
 
 /** The export's URL on this origin. */
 export function exportPath(labId: string, format: ExportFormat, table?: string, utcOffset?: number): string {

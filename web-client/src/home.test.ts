@@ -83,6 +83,8 @@ describe("summary texts", () => {
       "csv:nextSteps",
       "automerge",
       "html",
+      "zip",
     ]);
+    expect(EXPORTS.find((x) => x.format === "zip")?.label).toBe("Everything, with photos (.zip)");
   });
 });

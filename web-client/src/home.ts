@@ -67,7 +67,7 @@ export function notesText(lab: Pick<LabSummary, "notes" | "hiddenNotes">): strin
 }
 
 /** The downloads a lab offers, in the order of its Export menu. */
-export const EXPORTS: ReadonlyArray<{ label: string; format: "json" | "csv" | "automerge" | "html"; table?: string }> = [
+export const EXPORTS: ReadonlyArray<{ label: string; format: "json" | "csv" | "automerge" | "html" | "zip"; table?: string }> = [
   { label: "Research data (JSON)", format: "json" },
   { label: "Notes (CSV)", format: "csv", table: "notes" },
   { label: "Time-outs (CSV)", format: "csv", table: "timeouts" },
@@ -75,4 +75,5 @@ export const EXPORTS: ReadonlyArray<{ label: string; format: "json" | "csv" | "a
   { label: "Next steps (CSV)", format: "csv", table: "nextSteps" },
   { label: "Board archive (Automerge)", format: "automerge" },
   { label: "Record (HTML)", format: "html" },
+  { label: "Everything, with photos (.zip)", format: "zip" },
 ];

@@ -203,6 +203,33 @@ describe("PhotoQueue", () => {
     expect((await q.list("lab1")).map((x) => x.state)).toEqual(["stored"]);
   });
 
+  it("never uploads a draft; uploads it once released; a discarded draft is gone, a sent photo is not", async () => {
+    const { open } = setup();
+    const q = open();
+    const kept = prepared("draft-kept");
+    const dropped = prepared("draft-dropped");
+    expect(await q.add("lab1", kept, "draft")).toMatchObject({ state: "draft" });
+    await q.add("lab1", dropped, "draft");
+    const f = fakeUpload(() => ({ state: "stored" }));
+    expect(await q.drain("lab1", "tok", f.upload)).toMatchObject({ uploaded: [], pending: 0 });
+    // After a reload the drafts are still there, still drafts.
+    const again = open();
+    expect((await again.list("lab1")).map((x) => [x.id, x.state])).toEqual([
+      [kept.id, "draft"],
+      [dropped.id, "draft"],
+    ]);
+    await again.discardDraft("lab1", dropped.id);
+    await again.release("lab1", [kept.id, "f".repeat(64)]);
+    expect(await again.get("lab1", dropped.id)).toBeUndefined();
+    expect(await again.drain("lab1", "tok", f.upload)).toMatchObject({ uploaded: [kept.id], pending: 0 });
+    expect(f.stored()).toEqual([kept.id]);
+    // Discarding or releasing a photo that is no draft changes nothing; adding it as a draft again keeps it stored.
+    await again.discardDraft("lab1", kept.id);
+    await again.release("lab1", [kept.id]);
+    expect(await again.add("lab1", kept, "draft")).toMatchObject({ state: "stored" });
+    expect(await again.get("lab1", kept.id)).toMatchObject({ state: "stored" });
+  });
+
   it("lists oldest first", async () => {
     const q = setup().open();
     await q.add("lab1", prepared("z"));

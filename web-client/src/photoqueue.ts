@@ -3,9 +3,10 @@
 // sent, so it survives a reload or a closed tab, and goes up to the server exactly once, with
 // `PUT /api/labs/{labId}/photos/{sha256}`.
 //
-// How the UI uses it (wired in a later change):
-//   - After `preparePhoto` (photo.ts): `await photoQueue.add(labId, prepared)`, then put
-//     `prepared.id` in the note's photo ids. The note and the photo travel separately: the note
+// How the phone uses it (web-client/src/phone/photos.ts):
+//   - After `preparePhoto` (photo.ts): `await photoQueue.add(labId, prepared, "draft")` while the
+//     note is written (a draft is never uploaded; `discardDraft` when the coach takes it off);
+//     `release(labId, ids)` when the note is sent, with `prepared.id` in the note's photo ids. The note and the photo travel separately: the note
 //     with the board's sync, the photo here; the board shows a thumbnail from `get(labId, id)`
 //     (an object URL of its blob) until the server has it, and from `GET …/photos/{id}` after.
 //   - Upload with `drain(labId, token, uploadPhoto)`: when the lab page opens, after `add`, when
@@ -133,7 +134,12 @@ export async function uploadPhoto(labId: string, token: string, id: string, blob
   }
 }
 
-export type PhotoState = "pending" | "stored" | "refused";
+/**
+ * "draft": attached to a note still being written; kept on the phone, never uploaded (the coach
+ * may still take it off). "pending": on a sent note, waiting for upload. "stored": the server has
+ * it. "refused": the server will not take it (`reason` says why).
+ */
+export type PhotoState = "draft" | "pending" | "stored" | "refused";
 
 /** A photo this phone holds for a lab. */
 export interface QueuedPhoto {
@@ -277,10 +283,11 @@ export class PhotoQueue {
   }
 
   /**
-   * Keeps a prepared photo for `labId`, waiting for upload. The same photo again (same bytes,
-   * same id) keeps the one there, its state included, so it is never uploaded twice.
+   * Keeps a prepared photo for `labId`, waiting for upload ("pending"), or as a draft that is not
+   * uploaded until `release`. The same photo again (same bytes, same id) keeps the one there, its
+   * state included, so it is never uploaded twice.
    */
-  async add(labId: string, prepared: PreparedPhoto): Promise<QueuedPhoto> {
+  async add(labId: string, prepared: PreparedPhoto, state: "pending" | "draft" = "pending"): Promise<QueuedPhoto> {
     // Read the bytes before the transaction: it would commit while we wait on the Blob.
     const bytes = await prepared.blob.arrayBuffer();
     const db = await this.#open();
@@ -296,7 +303,7 @@ export class PhotoQueue {
       width: prepared.width,
       height: prepared.height,
       addedAt: this.#now(),
-      state: "pending",
+      state,
       attempts: 0,
     };
     if (!before) store.put(row);
@@ -340,6 +347,33 @@ export class PhotoQueue {
     await this.#update(labId, id, (row) =>
       row.state === "refused" ? { ...row, state: "pending", status: undefined, reason: undefined, attempts: 0 } : undefined,
     );
+  }
+
+  /** The note carrying these draft photos was sent: upload them. Other states stay as they are. */
+  async release(labId: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const db = await this.#open();
+    const tx = db.transaction(STORE, "readwrite");
+    const store = tx.objectStore(STORE);
+    for (const id of ids) {
+      const r = store.get([labId, id]) as IDBRequest<Row | undefined>;
+      r.onsuccess = () => {
+        if (r.result?.state === "draft") store.put({ ...r.result, state: "pending" });
+      };
+    }
+    await finished(tx);
+  }
+
+  /** Takes a draft photo off this phone (the coach removed it from the note); any other state stays. */
+  async discardDraft(labId: string, id: string): Promise<void> {
+    const db = await this.#open();
+    const tx = db.transaction(STORE, "readwrite");
+    const store = tx.objectStore(STORE);
+    const r = store.get([labId, id]) as IDBRequest<Row | undefined>;
+    r.onsuccess = () => {
+      if (r.result?.state === "draft") store.delete([labId, id]);
+    };
+    await finished(tx);
   }
 
   /** Removes one photo from this phone. */

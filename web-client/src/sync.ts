@@ -210,6 +210,7 @@ export class LabConnection {
   endedAt: number | undefined;
   readonly #opts: LabConnectionOptions;
   readonly #docId: string;
+  #token: string;
   #presenceTimer: ReturnType<typeof setInterval> | undefined;
   #replyTimer: ReturnType<typeof setTimeout> | undefined;
   #cleanup: (() => void)[] = [];
@@ -217,6 +218,7 @@ export class LabConnection {
 
   constructor(opts: LabConnectionOptions) {
     this.#opts = opts;
+    this.#token = opts.token;
     this.#docId = opts.docUrl.replace(/^automerge:/, "");
     this.presence = new PresenceTracker(opts.deviceId);
     this.serverHeads = opts.store.serverHeads(this.#docId)?.heads;
@@ -429,7 +431,13 @@ export class LabConnection {
     }
   }
 
+  /** The lab token in use (for the API calls that go with the board, such as photo uploads). */
+  get token(): string {
+    return this.#token;
+  }
+
   setToken(token: string): void {
+    this.#token = token;
     this.socket.setToken(token);
     this.socket.nudge(true);
   }

@@ -6,7 +6,7 @@
 //! lets run beside the writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -239,8 +239,74 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Deleted content is overwritten, so a deleted lab leaves nothing readable in the file.
     conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_handler(Some(wait_for_lock))?;
     Ok(conn)
+}
+
+/// Who goes first for the database file's one write lock: the documents' writer (notes, the
+/// changes phones wait on) before bulk writes (photos, hundreds of kB each). SQLite grants the
+/// lock to whoever asks when it is free; without this, a stream of photo uploads kept a note's
+/// commit waiting behind one photo after another. A bulk writer waits here while a documents'
+/// commit is under way or waiting for the lock, so a note waits for at most the one photo being
+/// written when it came.
+pub(crate) struct WriteOrder {
+    urgent: Mutex<usize>,
+    done: Condvar,
+}
+
+/// The process's one order (every connection of the process writes the same file).
+pub(crate) static NOTES_FIRST: WriteOrder = WriteOrder {
+    urgent: Mutex::new(0),
+    done: Condvar::new(),
+};
+
+impl WriteOrder {
+    /// Runs an urgent write: bulk writers wait until it is done.
+    pub(crate) fn urgent<T>(&self, write: impl FnOnce() -> T) -> T {
+        struct Urgent<'a>(&'a WriteOrder);
+        impl Drop for Urgent<'_> {
+            fn drop(&mut self) {
+                let mut urgent = self.0.urgent.lock().unwrap_or_else(|e| e.into_inner());
+                *urgent -= 1;
+                if *urgent == 0 {
+                    self.0.done.notify_all();
+                }
+            }
+        }
+        *self.urgent.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let _urgent = Urgent(self);
+        write()
+    }
+
+    /// Waits (blocking the thread) until no urgent write is under way or waiting.
+    pub(crate) fn bulk_turn(&self) {
+        let mut urgent = self.urgent.lock().unwrap_or_else(|e| e.into_inner());
+        while *urgent > 0 {
+            urgent = self.done.wait(urgent).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Tries for the lock another connection holds (the documents' writer, the photo store, the labs
+/// API all write to the one file) this many times before giving up with SQLITE_BUSY...
+const LOCK_TRIES: i32 = 5_000;
+
+/// ...sleeping this long between the first tries, then 1 ms: about 5 s in all.
+const LOCK_FIRST_SLEEP: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// SQLite's busy handler. Its own (`busy_timeout`) sleeps up to 100 ms between tries, so a
+/// note's write that met a photo's (a few milliseconds of fsync) waited 50–100 ms for nothing;
+/// this one tries again soon after the lock is free.
+fn wait_for_lock(tries: i32) -> bool {
+    if tries >= LOCK_TRIES {
+        return false;
+    }
+    std::thread::sleep(if tries < 50 {
+        LOCK_FIRST_SLEEP
+    } else {
+        std::time::Duration::from_millis(1)
+    });
+    true
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
@@ -290,7 +356,7 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        if let Some(close_reply) = commit_batch(&mut conn, &mut batch) {
+        if let Some(close_reply) = NOTES_FIRST.urgent(|| commit_batch(&mut conn, &mut batch)) {
             checkpoint_truncate(&conn);
             // The caller may have stopped waiting; nothing else to tell.
             drop(close_reply.send(Ok(())));
@@ -635,6 +701,46 @@ impl Storage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bulk_write_waits_for_the_urgent_ones_under_way() {
+        let order = Arc::new(WriteOrder {
+            urgent: Mutex::new(0),
+            done: Condvar::new(),
+        });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        let urgent = {
+            let (order, log) = (Arc::clone(&order), Arc::clone(&log));
+            std::thread::spawn(move || {
+                order.urgent(|| {
+                    started_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    log.lock().unwrap().push("note");
+                })
+            })
+        };
+        started.recv().unwrap();
+        let bulk = {
+            let (order, log) = (Arc::clone(&order), Arc::clone(&log));
+            std::thread::spawn(move || {
+                order.bulk_turn();
+                log.lock().unwrap().push("photo");
+            })
+        };
+        // Give the bulk writer every chance to go first if it did not wait.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        go.send(()).unwrap();
+        urgent.join().unwrap();
+        bulk.join().unwrap();
+        assert_eq!(*log.lock().unwrap(), ["note", "photo"]);
+        // With nothing urgent, a bulk write goes at once; a panicking urgent write still lets go.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            order.urgent(|| panic!("the write failed"))
+        }));
+        order.bulk_turn();
+    }
 
     #[cfg(unix)]
     fn mode(path: &Path) -> u32 {

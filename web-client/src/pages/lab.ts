@@ -17,6 +17,8 @@ export interface LabUi {
 export interface OpenLab {
   conn: LabConnection;
   access: LabAccess;
+  /** An API call was refused with 401: check the token (renew it, or send the person to join again). */
+  checkToken(): void;
 }
 
 /** Where to send someone who must join (again), with the code prefilled when we know it. */
@@ -140,7 +142,7 @@ export async function openLab(ctx: PageContext, labId: string, ui: LabUi, isAliv
     }
     ui.status(undefined);
   }
-  return { conn, access: current };
+  return { conn, access: current, checkToken: () => void verifyToken() };
 }
 
 export function apiErrorText(e: unknown): string {

@@ -9,6 +9,7 @@ import { h, markReady, replace } from "../dom";
 import { EXPORTS, chooseListing, deleteText, detailsParts, notesText, plural, stateText } from "../home";
 import type { PageContext } from "../main";
 import { organizerFromHash } from "../routes";
+import { photoQueue } from "../photoqueue";
 import { store, type LabAccess } from "../store";
 import { confirmDialog } from "../views/confirm";
 import { renewFacilitator } from "../renew";
@@ -87,6 +88,8 @@ export function mountLabs(ctx: PageContext, isAlive: () => boolean): () => void 
       const forget = h("button", { type: "button", class: "btn btn-small" }, "Remove from this list");
       forget.addEventListener("click", () => {
         store.forgetLab(access.labId);
+        // The lab's photos kept on this device go with it.
+        void photoQueue.forgetLab(access.labId).catch(() => undefined);
         void load();
       });
       const body =
@@ -190,6 +193,7 @@ export function mountLabs(ctx: PageContext, isAlive: () => boolean): () => void 
             if (!(e instanceof ApiError && e.status === 404)) throw actionError(e);
           }
           store.forgetLab(lab.labId);
+          await photoQueue.forgetLab(lab.labId).catch(() => undefined);
           await load();
         },
       }),

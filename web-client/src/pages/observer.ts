@@ -19,6 +19,7 @@ import { AgreementsView, agreementsToShow } from "../phone/agreements";
 import { Composer, followKeyboard } from "../phone/composer";
 import { Feed } from "../phone/feed";
 import { NextStepsView } from "../phone/nextsteps";
+import { PhonePhotos } from "../phone/photos";
 import { RunStrip } from "../phone/runstrip";
 import { Topbar, statusText } from "../phone/topbar";
 import { store } from "../store";
@@ -67,14 +68,40 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
   };
   const lab = await openLab(ctx, labId, ui, isAlive);
   if (!lab) return () => undefined;
-  page = new PhonePage(lab.conn, labId, topbar);
+  const photos = new PhonePhotos({
+    labId,
+    token: () => lab.conn.token,
+    onChange: () => ui.render(),
+    onUnauthorized: () => lab.checkToken(),
+  });
+  page = new PhonePage(lab.conn, labId, topbar, photos);
   signalSlot.replaceWith(page.agreements.signal);
   main.replaceChildren(...page.sections);
   page.render();
-  markReady();
+  // The photos this phone holds: a draft comes back into the note box, the rest goes up.
+  void photos
+    .load(readBoard(lab.conn.doc()).notes)
+    .then((drafts) => {
+      if (!isAlive()) return;
+      page?.composer.restorePhotos(drafts);
+      photos.drain();
+    })
+    .catch(() => undefined)
+    .finally(() => {
+      if (isAlive()) markReady();
+    });
 
   // If notes wait while we look connected, the socket may be silently dead: replace it.
   const conn = lab.conn;
+  // Back online: photos go up without waiting for their backoff.
+  let wasOnline = conn.socket.online;
+  const onOnline = () => photos.drain();
+  window.addEventListener("online", onOnline);
+  const watchOnline = setInterval(() => {
+    const online = conn.socket.online;
+    if (online && !wasOnline) photos.drain();
+    wasOnline = online;
+  }, 1_000);
   const watchdog = setInterval(() => {
     if (conn.socket.online && conn.waiting().size > 0 && Date.now() - conn.lastProgressAt > 20_000) {
       conn.lastProgressAt = Date.now();
@@ -87,6 +114,9 @@ export async function mountObserver(ctx: PageContext, labId: string, isAlive: ()
   return () => {
     clearInterval(clock);
     clearInterval(watchdog);
+    clearInterval(watchOnline);
+    window.removeEventListener("online", onOnline);
+    photos.destroy();
     page?.destroy();
     void conn.close();
   };
@@ -107,6 +137,7 @@ class PhonePage {
   readonly #ended: HTMLElement;
   readonly #notSent: HTMLParagraphElement;
   readonly #conn: LabConnection;
+  readonly #photos: PhonePhotos;
   readonly #topbar: Topbar;
   readonly #unfollowKeyboard: () => void;
   #lastSentAt = 0;
@@ -114,8 +145,9 @@ class PhonePage {
   readonly #deleting = new Set<string>();
   readonly #removingSteps = new Set<string>();
 
-  constructor(conn: LabConnection, labId: string, topbar: Topbar) {
+  constructor(conn: LabConnection, labId: string, topbar: Topbar, photos: PhonePhotos) {
     this.#conn = conn;
+    this.#photos = photos;
     this.#topbar = topbar;
     const { deviceId, name, role } = conn;
     const write = (fn: Writer) => {
@@ -138,11 +170,18 @@ class PhonePage {
         } catch (err) {
           return err instanceof Error ? err.message : String(err);
         }
+        // Saved with the note: its photos may go up now (a reload before this releases them too).
+        void photos.release(draft.photos);
         this.#lastSentAt = Date.now();
         this.render();
         return undefined;
       },
       onAddChild: (alias) => write((d, now, scalar) => addChild(d, alias, { name, deviceId }, now, scalar)),
+      photos: {
+        onAttach: (file) => photos.attach(file),
+        onRemove: (id) => photos.discard(id),
+        url: (id) => photos.url(id),
+      },
     });
     this.nextSteps = new NextStepsView({
       deviceId,
@@ -164,6 +203,8 @@ class PhonePage {
         });
         if (result === "limit") this.feed.picksFull();
       },
+      photoUrl: (id) => photos.url(id),
+      photoState: (id) => photos.get(id),
     });
     const footer = h(
       "footer",
@@ -208,8 +249,10 @@ class PhonePage {
     const deviceId = conn.deviceId;
     const online = conn.socket.online;
     const doc = conn.doc();
-    const waiting = conn.waiting();
     const model = readBoard(doc);
+    // A note of mine waits until the server has it and each of its photos.
+    const waiting = conn.waiting();
+    for (const id of this.#photos.waitingNotes(model.notes, deviceId)) waiting.add(id);
     this.#topbar.render({ title: model.lab.title, online, browserOnline: navigator.onLine, waiting: waiting.size, ended: conn.ended });
     if (model.lab.title) document.title = `${model.lab.title} · Labboard`;
     const ended = conn.ended;

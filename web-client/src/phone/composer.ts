@@ -12,6 +12,7 @@ import { h, setAttr, setText } from "../dom";
 import { aliasLooksLikeName, MAX_NOTE_CHARS, possibleFullNames } from "../validate";
 import { KeyedList } from "./keyed";
 import { initialsOf, withInitials } from "./names";
+import { PhotoTray, type PhotoTrayOptions } from "./phototray";
 
 /** The status line right after a note was saved. */
 export const SENT = "Sent ✓";
@@ -23,6 +24,8 @@ export interface NoteDraft {
   text: string;
   category: string;
   children: string[];
+  /** Ids of the photos on the note, in order (kept on this phone as drafts until it is sent). */
+  photos: string[];
 }
 
 export interface ComposerOptions {
@@ -33,6 +36,8 @@ export interface ComposerOptions {
   onSend(draft: NoteDraft): string | undefined;
   /** Adds an alias to the lab's list of children. */
   onAddChild(alias: string): void;
+  /** The camera and library buttons: what to do with a picture, and with one taken off. */
+  photos: Omit<PhotoTrayOptions, "onChange">;
 }
 
 export interface ComposerState {
@@ -96,6 +101,7 @@ export class Composer {
   readonly #chips: KeyedList<Category, ChipView>;
   readonly #childChips: KeyedList<string, ChipView>;
   readonly #childBox: HTMLDivElement;
+  readonly #tray: PhotoTray;
   readonly #selectedChildren = new Set<string>();
   #selected: string | undefined;
   #state: ComposerState = { ready: false, categories: [], children: undefined, status: "" };
@@ -159,6 +165,7 @@ export class Composer {
       },
       update: (view, alias) => setAttr(view.el, "aria-pressed", String(this.#selectedChildren.has(alias))),
     });
+    this.#tray = new PhotoTray({ ...opts.photos, onChange: () => this.#update() });
     const adder = this.#childAdder();
     this.#childBox = h("div", { class: "child-box", hidden: true }, h("div", { class: "child-row" }, childChipsEl, adder.open), adder.el);
 
@@ -170,6 +177,7 @@ export class Composer {
       h("p", { id: "note-hint", class: "hint sr-only" }, "Describe what you saw. Use initials or an alias for children."),
       chipsEl,
       this.#childBox,
+      this.#tray.el,
       h("div", { class: "send-bar", testid: "send-bar" }, this.#tooLong, this.#nameWarning, h("div", { class: "send-row" }, this.#counter, this.#send)),
       this.#statusLine,
     );
@@ -204,16 +212,17 @@ export class Composer {
 
   #submit(anyway: boolean): void {
     const text = this.#text();
-    if (!text || !this.#state.ready || tooLongText(charCount(text))) return;
+    if (!text || !this.#state.ready || tooLongText(charCount(text)) || this.#tray.busy) return;
     if (!anyway && possibleFullNames(text).length > 0) return;
     const category = this.#selected ?? this.#state.categories[0]?.id ?? "";
-    const error = this.#opts.onSend({ text, category, children: [...this.#selectedChildren] });
+    const error = this.#opts.onSend({ text, category, children: [...this.#selectedChildren], photos: this.#tray.ids });
     if (error) {
       this.#error = error;
       this.#update();
       return;
     }
     this.textarea.value = "";
+    this.#tray.clear();
     // The next note is likely about someone else.
     this.#selectedChildren.clear();
     this.#renderChildren();
@@ -221,9 +230,15 @@ export class Composer {
     this.textarea.focus();
   }
 
+  /** Shows the photos of a note that was being written when the page went away. */
+  restorePhotos(ids: readonly string[]): void {
+    this.#tray.restore(ids);
+  }
+
   render(state: ComposerState): void {
     this.#state = state;
     this.textarea.disabled = !state.ready;
+    this.#tray.setEnabled(state.ready);
     if (!state.categories.some((c) => c.id === this.#selected)) this.#selected = state.categories[0]?.id;
     this.#renderChips();
     this.#renderChildren();
@@ -259,9 +274,17 @@ export class Composer {
       setText(this.#nameText, `“${names[0]}” looks like a child's full name. Use initials or an alias instead.`);
       setText(this.#initials, `Use ${initialsOf(names[0]!)}`);
     }
-    this.#send.disabled = !this.#state.ready || text === "" || !!tooLong || names.length > 0;
+    const preparing = this.#tray.busy;
+    this.#send.disabled = !this.#state.ready || text === "" || !!tooLong || names.length > 0 || preparing;
     // "Sent ✓" belongs to the previous note, not to a new draft.
-    const status = text !== "" && this.#state.status === SENT ? "" : this.#state.status;
+    const drafting = text !== "" || this.#tray.ids.length > 0;
+    const status = preparing
+      ? "Preparing the photo…"
+      : text === "" && this.#tray.ids.length > 0
+        ? "Add a few words about the photo, then Send."
+        : drafting && this.#state.status === SENT
+          ? ""
+          : this.#state.status;
     setText(this.#statusLine, this.#error ? `Not saved: ${this.#error}` : status);
   }
 

@@ -16,6 +16,10 @@ export interface FeedOptions {
   onEdit(noteId: string, text: string): void;
   onDelete(noteId: string): void;
   onPick(noteId: string): void;
+  /** A photo's picture for an `<img>` (this phone's copy, or the server's once fetched), if at hand. */
+  photoUrl(id: string): string | undefined;
+  /** This phone's photo, when it is one: its upload state and why it was refused. */
+  photoState(id: string): { state: string; reason?: string } | undefined;
 }
 
 export interface FeedPicks {
@@ -47,6 +51,9 @@ interface Card {
   marker: HTMLSpanElement;
   edited: HTMLSpanElement;
   kids: HTMLSpanElement;
+  photos: HTMLUListElement;
+  /** What `photos` shows, to redraw it only when that changes. */
+  photosKey: string;
   react: HTMLButtonElement;
   reactCount: HTMLSpanElement;
   seen: HTMLSpanElement;
@@ -166,6 +173,8 @@ export class Feed {
       marker: h("span", { class: "timeout-marker", testid: "note-timeout-marker", hidden: true }, "T · during a time-out"),
       edited: h("span", { class: "edited", hidden: true }, "edited"),
       kids: h("span", { class: "note-children", testid: "note-children", hidden: true }),
+      photos: h("ul", { class: "feed-photos", testid: "note-photos", hidden: true }),
+      photosKey: "",
       react: h("button", { type: "button", class: "btn-react", testid: "note-react", "aria-pressed": "false" }, h("span", {}, "I saw that too"), reactCount),
       reactCount,
       seen: h("span", { class: "note-seen", testid: "note-seen", hidden: true }),
@@ -183,6 +192,7 @@ export class Feed {
     c.el.append(
       h("div", { class: "feed-meta" }, h("span", { class: "chip-dot", "aria-hidden": "true" }), c.meta, c.time, c.badge),
       c.body,
+      c.photos,
       c.editor,
       h("div", { class: "feed-flags" }, c.kids, c.marker, c.edited),
       h("div", { class: "feed-actions" }, c.react, c.seen, c.pick, c.edit, c.del),
@@ -218,6 +228,29 @@ export class Feed {
     return c;
   }
 
+  /** The note's photos (not those the facilitator hid): pictures, and what keeps one from the board. */
+  #photos(c: Card, n: Note): void {
+    const shown = (n.photos ?? []).filter((p) => !p.hidden);
+    const items = shown.map((p) => ({ id: p.id, url: this.#opts.photoUrl(p.id), local: this.#opts.photoState(p.id) }));
+    const key = JSON.stringify(items);
+    if (key === c.photosKey) return;
+    c.photosKey = key;
+    c.photos.hidden = items.length === 0;
+    const who = n.authorId === this.#opts.deviceId ? "your" : `${n.authorName || "someone"}'s`;
+    c.photos.replaceChildren(
+      ...items.map(({ id, url, local }, i) => {
+        const alt = `Photo ${i + 1} of ${items.length} on ${who} note`;
+        const status = local?.state === "refused" ? `Photo not sent: ${local.reason ?? "the server refused it."}` : local?.state === "pending" || local?.state === "draft" ? "waiting" : "";
+        return h(
+          "li",
+          { class: `feed-photo${local?.state === "refused" ? " is-refused" : ""}`, testid: "note-photo", "data-photo-id": id, "data-state": local?.state ?? "server" },
+          url ? h("img", { class: "photo-thumb", src: url, alt }) : h("span", { class: "photo-placeholder", role: "img", "aria-label": alt }, "Photo"),
+          status ? h("span", { class: "feed-photo-status" }, status) : null,
+        );
+      }),
+    );
+  }
+
   #update(c: Card, n: Note): void {
     const state = this.#state!;
     const cat = state.categories.find((x) => x.id === n.category);
@@ -237,6 +270,7 @@ export class Feed {
     if (!c.editing) setText(c.body, n.text);
     c.marker.hidden = !n.timeoutId;
     c.edited.hidden = n.editedAt === undefined;
+    this.#photos(c, n);
     c.kids.hidden = n.children.length === 0;
     setText(c.kids, n.children.join(", "));
     // "I saw that too" is for others' notes; one's own shows how many saw it.
