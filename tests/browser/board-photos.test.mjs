@@ -138,6 +138,12 @@ test("photos on the board: thumbnails, on their way, full size, hidden and shown
   await focusedPhoto(board);
   await board.locator(sel("focus-photo-hide")).click();
   await poll("photo 2 in the full-size view", () => text(board.locator(sel("focus-photo-caption"))), (v) => v.startsWith("Photo 1 of 1"));
+  // The undo toast leaves the full-size view's buttons uncovered.
+  const toastBox = await (await undoToast(board)).boundingBox();
+  for (const id of ["focus-photo-hide", "focus-close"]) {
+    const b = await board.locator(sel(id)).boundingBox();
+    assert.ok(b.y + b.height <= toastBox.y || b.y >= toastBox.y + toastBox.height || b.x + b.width <= toastBox.x || b.x >= toastBox.x + toastBox.width, `the toast does not cover ${id}`);
+  }
   await board.keyboard.press("Escape");
   await waitCount(thumbs(board, noteId), 1, "thumbnails left after the hide");
   assert.equal(await thumbs(board, noteId).getAttribute("data-photo-id"), second);
