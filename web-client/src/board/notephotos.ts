@@ -99,7 +99,10 @@ export function notePhotos(ctx: ViewContext, first: Note): NotePhotos {
     el.hidden = shown.length === 0;
     const hiddenCount = (n.photos ?? []).length - shown.length;
     hiddenButton.hidden = !(hiddenCount > 0 && ctx.isFacilitator() && ctx.showsHidden());
-    setText(hiddenButton, hiddenCount === 1 ? "1 photo hidden — show" : `${hiddenCount} photos hidden — show`);
+    const label = hiddenCount === 1 ? "1 photo hidden — show" : `${hiddenCount} photos hidden — show`;
+    setText(hiddenButton, label);
+    const who = n.authorName.trim();
+    setAttr(hiddenButton, "aria-label", `${label} (${who ? `${who}’s` : "a"} note)`);
   };
   update(first);
 

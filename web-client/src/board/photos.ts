@@ -48,8 +48,6 @@ export interface PhotoLoaderOptions {
 export interface PhotoLoader {
   /** Calls `listener` at once with the photo's state and on every change until the returned stop. */
   watch(id: string, listener: (load: PhotoLoad) => void): () => void;
-  /** The photo's state now (loading when nobody watches it). */
-  current(id: string): PhotoLoad;
   /** Revokes every URL and stops every request and retry (the page unmounts). */
   destroy(): void;
 }
@@ -216,9 +214,6 @@ export function photoLoader(opts: PhotoLoaderOptions): PhotoLoader {
         entry.listeners.delete(listener);
         if (entry.listeners.size === 0 && entries.get(id) === entry) drop(id, entry);
       };
-    },
-    current(id) {
-      return entries.get(id)?.load ?? { state: "loading" };
     },
     destroy() {
       destroyed = true;
