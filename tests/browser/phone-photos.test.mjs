@@ -109,6 +109,9 @@ test("a photo taken offline survives reloads, goes up once, and the note is sent
   await ctx.setOffline(false);
   await waitAttr(phone, "connection", "data-state", "online");
   await waitCount(boardNote(board, "student-thinking", text), 1, "the note on the board");
+  // The board has the note and waits for its photo.
+  const boardPhoto = boardNote(board, "student-thinking", text).locator(`${sel("note-photo")}[data-photo-id="${keptId}"]`);
+  await waitCount(boardPhoto, 1, "the photo's place on the board's card");
   await poll("the upload to start", () => puts.length, (n) => n === 1);
   await waitStatus(feedNote(phone, text), "waiting");
   assert.ok((await phone.locator(sel("pending-count")).innerText()).includes("1"), "the phone counts the note as waiting");
@@ -120,6 +123,8 @@ test("a photo taken offline survives reloads, goes up once, and the note is sent
   await poll("the upload's answer", () => answers.length, (n) => n === 1);
   assert.deepEqual(answers, [201], "the photo was stored by one upload");
   assert.ok(puts[0].endsWith(`/photos/${keptId}`), "the kept photo was the one uploaded");
+  // The board shows the photo itself, without a reload.
+  await poll("the photo on the board", () => boardPhoto.locator("img").evaluate((img) => img.complete && img.naturalWidth).catch(() => 0), (w) => w > 0);
 
   // What the server keeps: the phone's re-encoding, at most 1600 px, no EXIF or GPS, named by its hash.
   const res = await fetch(`${origin}/api/labs/${lab.labId}/photos/${keptId}`, { headers: { Authorization: `Bearer ${ORGANIZER_TOKEN}` } });
