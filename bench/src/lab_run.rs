@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
 use crate::phone::{bounded, close_all, ensure_positive, Lab, Phone, SETUP_CONCURRENCY};
-use crate::proc_stats::{Meter, PeakRss};
+use crate::proc_stats::{Meter, PeakRss, Usage};
 use crate::report::{round, secs, Percentiles, Report};
 use crate::text::Rng;
 use crate::Env;
@@ -106,27 +106,70 @@ pub async fn run(scenario: &'static str, plan: &Plan, env: &Env) -> anyhow::Resu
     let labs = connect_labs(plan, env).await?;
     let setup = setup.finish()?;
 
-    let peak = env.server.map(PeakRss::start);
-    let meter = Meter::start(env.server)?;
+    let measure = Measure::start(env)?;
     let flow = NoteFlow::start(plan, &labs, None);
     let delivery = flow.finish(env.settle).await?;
-    let stuck = converge(&labs, Instant::now() + env.settle).await;
-    let usage = meter.finish()?;
-    let peak_rss = match (peak, env.server) {
-        (Some(peak), Some(server)) => Some(peak.stop(server)),
-        _ => None,
-    };
-    let hwm = env.server.and_then(|server| server.hwm_kib().ok());
-    close_labs(labs).await;
-
-    delivery.report(
-        &mut report,
-        plan.labs * (plan.observers + 1),
-        stuck,
-        env.settle,
-    );
-    report.usage(&usage, &setup, peak_rss, hwm);
+    let used = measure
+        .settle(&mut report, plan, labs, env, &delivery)
+        .await?;
+    used.report(&mut report, &setup);
     Ok(report)
+}
+
+/// The server's CPU and memory over a run's measured phase: started before its notes flow,
+/// read by [`Measure::settle`] once they are in.
+pub struct Measure {
+    peak: Option<PeakRss>,
+    meter: Meter,
+}
+
+/// What [`Measure::settle`] read.
+pub struct Used {
+    usage: Usage,
+    peak_rss_kib: Option<u64>,
+    hwm_kib: Option<u64>,
+}
+
+impl Measure {
+    pub fn start(env: &Env) -> anyhow::Result<Self> {
+        Ok(Self {
+            peak: env.server.map(PeakRss::start),
+            meter: Meter::start(env.server)?,
+        })
+    }
+
+    /// Ends the run: waits until every replica has converged, reads the usage, closes the labs
+    /// and reports how the notes were delivered.
+    pub async fn settle(
+        self,
+        report: &mut Report,
+        plan: &Plan,
+        labs: Vec<LabPhones>,
+        env: &Env,
+        delivery: &Delivery,
+    ) -> anyhow::Result<Used> {
+        let stuck = converge(&labs, Instant::now() + env.settle).await;
+        let usage = self.meter.finish()?;
+        let peak_rss_kib = match (self.peak, env.server) {
+            (Some(peak), Some(server)) => Some(peak.stop(server)),
+            _ => None,
+        };
+        let hwm_kib = env.server.and_then(|server| server.hwm_kib().ok());
+        close_labs(labs).await;
+        delivery.report(report, plan.labs * (plan.observers + 1), stuck, env.settle);
+        Ok(Used {
+            usage,
+            peak_rss_kib,
+            hwm_kib,
+        })
+    }
+}
+
+impl Used {
+    /// The rows of the server's and the generator's CPU and memory.
+    pub fn report(&self, report: &mut Report, setup: &Usage) {
+        report.usage(&self.usage, setup, self.peak_rss_kib, self.hwm_kib);
+    }
 }
 
 /// The notes of every lab on their schedule, with a projector per lab recording when each

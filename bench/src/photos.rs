@@ -31,9 +31,9 @@ use tokio::time::sleep_until;
 
 use crate::cli::Photos;
 use crate::http;
-use crate::lab_run::{close_labs, connect_labs, converge, NoteFlow, Plan};
+use crate::lab_run::{connect_labs, Measure, NoteFlow, Plan};
 use crate::phone::{ensure_positive, Target};
-use crate::proc_stats::{Meter, PeakRss, Usage};
+use crate::proc_stats::{Meter, Usage};
 use crate::report::{mib, round, secs, Percentiles, Report};
 use crate::text::Rng;
 use crate::Env;
@@ -183,8 +183,7 @@ pub async fn run(args: &Photos, env: &Env) -> anyhow::Result<Report> {
     }
     let setup = setup.finish()?;
 
-    let peak = env.server.map(PeakRss::start);
-    let meter = Meter::start(env.server)?;
+    let measure = Measure::start(env)?;
     let meter_a = Meter::start(env.server)?;
     let (uploads_done, until) = watch::channel(false);
     let flow = NoteFlow::start(&plan, &labs, Some(until));
@@ -206,22 +205,10 @@ pub async fn run(args: &Photos, env: &Env) -> anyhow::Result<Report> {
     uploads_done.send_replace(true);
 
     let delivery = flow.finish(env.settle).await?;
-    let stuck = converge(&labs, Instant::now() + env.settle).await;
     let usage_b = meter_b.finish()?;
-    let usage = meter.finish()?;
-    let peak_rss = match (peak, env.server) {
-        (Some(peak), Some(server)) => Some(peak.stop(server)),
-        _ => None,
-    };
-    let hwm = env.server.and_then(|server| server.hwm_kib().ok());
-    close_labs(labs).await;
-
-    delivery.report(
-        &mut report,
-        plan.labs * (plan.observers + 1),
-        stuck,
-        env.settle,
-    );
+    let used = measure
+        .settle(&mut report, &plan, labs, env, &delivery)
+        .await?;
     phase_row(
         &mut report,
         "phase A: notes only",
@@ -250,7 +237,7 @@ pub async fn run(args: &Photos, env: &Env) -> anyhow::Result<Report> {
         None,
     );
     upload_rows(&mut report, &uploads, first_start, last_answer);
-    report.usage(&usage, &setup, peak_rss, hwm);
+    used.report(&mut report, &setup);
     Ok(report)
 }
 

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ROOT};
 use labboard_tests::{assert_refused, HttpResponse, Lab, Person, TestServer, TEST_ORGANIZER_TOKEN};
 use serde_json::{json, Value};
 
@@ -24,22 +23,11 @@ async fn observer_token(server: &TestServer, lab: &Lab, name: &str, device: &str
 
 /// Writes a note as `person`, hidden or not, and waits until the server stored it.
 async fn write_note(person: &Person, id: &str, text: &str, hidden: bool) {
-    let author = person.author_id.clone();
     person
-        .change(|tx| {
-            let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
-            let note = tx.put_object(&notes, id, ObjType::Map).unwrap();
-            tx.put(&note, "text", text).unwrap();
-            tx.put(&note, "authorId", author.as_str()).unwrap();
-            tx.put(&note, "authorName", "Someone").unwrap();
-            tx.put(&note, "category", "strategies").unwrap();
-            tx.put(&note, "createdAt", 1_795_442_400_000_i64).unwrap();
-            tx.put(&note, "phase", "lesson-1").unwrap();
-            tx.put(&note, "minute", 3_i64).unwrap();
-            tx.put_object(&note, "children", ObjType::List).unwrap();
-            tx.put_object(&note, "reactions", ObjType::Map).unwrap();
+        .write_note(id, text, "Someone", 1_795_442_400_000, |tx, note| {
+            tx.put(note, "minute", 3_i64).unwrap();
             if hidden {
-                tx.put(&note, "hidden", true).unwrap();
+                tx.put(note, "hidden", true).unwrap();
             }
         })
         .await;

@@ -3,94 +3,13 @@
 //! durable, and deleted with their lab down to the bytes in the database files.
 
 use labboard_tests::{
-    assert_refused, create_lab, facilitate, http_raw, http_with_headers, join_lab,
-    photo_png as png, sha256_hex, within, HttpResponse, Lab, ServerProcess, TestServer,
-    TEST_ORGANIZER_TOKEN,
+    assert_refused, camera_jpeg, create_lab, exif_with_gps, facilitate, http_raw,
+    http_with_headers, join_lab, photo_png as png, sha256_hex, within, HttpResponse, Lab,
+    ServerProcess, TestServer, TEST_ORGANIZER_TOKEN,
 };
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A JPEG marker segment: `FF marker`, the length (counting itself), the payload.
-fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0xFF, marker];
-    out.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// An APP1 EXIF payload as a phone camera writes one, reduced: `Exif\0\0`, a big-endian TIFF
-/// header, IFD0 with Make and the GPS IFD pointer (tag 0x8825), and a GPS IFD with a latitude.
-fn exif_with_gps() -> Vec<u8> {
-    let mut tiff = Vec::new();
-    tiff.extend_from_slice(b"MM\0*");
-    tiff.extend_from_slice(&8u32.to_be_bytes());
-    // IFD0 at 8: two entries (12 bytes each), then the next-IFD offset: ends at 38.
-    tiff.extend_from_slice(&2u16.to_be_bytes());
-    // Make: ASCII, 12 bytes at offset 38.
-    tiff.extend_from_slice(&0x010Fu16.to_be_bytes());
-    tiff.extend_from_slice(&2u16.to_be_bytes());
-    tiff.extend_from_slice(&12u32.to_be_bytes());
-    tiff.extend_from_slice(&38u32.to_be_bytes());
-    // GPSInfo: LONG, the GPS IFD at offset 50.
-    tiff.extend_from_slice(&0x8825u16.to_be_bytes());
-    tiff.extend_from_slice(&4u16.to_be_bytes());
-    tiff.extend_from_slice(&1u32.to_be_bytes());
-    tiff.extend_from_slice(&50u32.to_be_bytes());
-    tiff.extend_from_slice(&0u32.to_be_bytes());
-    tiff.extend_from_slice(b"SchoolPhone\0");
-    // GPS IFD at 50: GPSLatitudeRef "N".
-    tiff.extend_from_slice(&1u16.to_be_bytes());
-    tiff.extend_from_slice(&1u16.to_be_bytes());
-    tiff.extend_from_slice(&2u16.to_be_bytes());
-    tiff.extend_from_slice(&2u32.to_be_bytes());
-    tiff.extend_from_slice(b"N\0\0\0");
-    tiff.extend_from_slice(&0u32.to_be_bytes());
-    let mut payload = b"Exif\0\0".to_vec();
-    payload.extend_from_slice(&tiff);
-    payload
-}
-
-/// A baseline JPEG as a camera saves it, with EXIF (GPS included) and XMP, whose entropy-coded
-/// data carries `data` (no 0xFF in it). Returns the file and the same file without its
-/// metadata segments, which is what the server must store.
-fn camera_jpeg(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    assert!(!data.contains(&0xFF));
-    let mut dqt = vec![0];
-    dqt.extend(1..=64u8);
-    // 8-bit, 8x8, one component.
-    let sof = [8, 0, 8, 0, 8, 1, 1, 0x11, 0];
-    let mut dht = vec![0x00, 0, 1];
-    dht.extend_from_slice(&[0; 14]);
-    dht.push(0);
-    let mut scan = data.to_vec();
-    scan.extend_from_slice(&[0xFF, 0x00, 0x42, 0xFF, 0xD9]);
-    let parts = [
-        (true, vec![0xFF, 0xD8]),
-        (true, segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0")),
-        (false, segment(0xE1, &exif_with_gps())),
-        (
-            false,
-            segment(
-                0xE1,
-                b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>GPSLatitude</x:xmpmeta>",
-            ),
-        ),
-        (false, segment(0xFE, b"Room 12, Hillside")),
-        (true, segment(0xDB, &dqt)),
-        (true, segment(0xC0, &sof)),
-        (true, segment(0xC4, &dht)),
-        (true, segment(0xDA, &[1, 1, 0, 0, 63, 0])),
-        (true, scan),
-    ];
-    let original = parts.iter().flat_map(|(_, p)| p.clone()).collect();
-    let stripped = parts
-        .iter()
-        .filter(|(keep, _)| *keep)
-        .flat_map(|(_, p)| p.clone())
-        .collect();
-    (original, stripped)
 }
 
 /// The marker segments of a JPEG up to its first scan (marker, payload), and the rest from the

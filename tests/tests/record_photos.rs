@@ -10,39 +10,10 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ROOT};
 use base64::Engine as _;
 use labboard_tests::{
-    http_raw, photo_png, sha256_hex, HttpResponse, Lab, Person, TestServer, TEST_ORGANIZER_TOKEN,
+    http_raw, photo_jpeg, photo_png, sha256_hex, HttpResponse, Lab, Person, TestServer,
+    TEST_ORGANIZER_TOKEN,
 };
 use serde_json::{json, Value};
-
-/// A JPEG marker segment: `FF marker`, the length (counting itself), the payload.
-fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0xFF, marker];
-    out.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A small baseline JPEG (JFIF, tables, an 8x8 frame, one scan) whose entropy-coded data
-/// carries `data`, so that each photo of the test is distinct. It has no metadata, so the
-/// server stores it as it is.
-fn jpeg(data: &[u8]) -> Vec<u8> {
-    assert!(!data.contains(&0xFF));
-    let mut dqt = vec![0];
-    dqt.extend(1..=64u8);
-    let sof = [8, 0, 8, 0, 8, 1, 1, 0x11, 0];
-    let mut dht = vec![0x00, 0, 1];
-    dht.extend_from_slice(&[0; 14]);
-    dht.push(0);
-    let mut out = vec![0xFF, 0xD8];
-    out.extend(segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"));
-    out.extend(segment(0xDB, &dqt));
-    out.extend(segment(0xC0, &sof));
-    out.extend(segment(0xC4, &dht));
-    out.extend(segment(0xDA, &[1, 1, 0, 0, 63, 0]));
-    out.extend_from_slice(data);
-    out.extend_from_slice(&[0xFF, 0x00, 0x42, 0xFF, 0xD9]);
-    out
-}
 
 /// Uploads `bytes` to the lab under their hash; returns the id.
 async fn upload(server: &TestServer, lab: &Lab, token: &str, bytes: &[u8]) -> String {
@@ -73,20 +44,9 @@ async fn export(server: &TestServer, lab: &Lab, token: &str, query: &str) -> Htt
 
 /// Writes note `id` as `person`, referring to `photos` in that order.
 async fn write_note(person: &Person, id: &str, text: &str, at: i64, photos: &[&str]) {
-    let author = person.author_id.clone();
     person
-        .change(|tx| {
-            let notes = tx.get(ROOT, "notes").unwrap().unwrap().1;
-            let note = tx.put_object(&notes, id, ObjType::Map).unwrap();
-            tx.put(&note, "text", text).unwrap();
-            tx.put(&note, "authorId", author.as_str()).unwrap();
-            tx.put(&note, "authorName", "Bea").unwrap();
-            tx.put(&note, "category", "strategies").unwrap();
-            tx.put(&note, "createdAt", at).unwrap();
-            tx.put(&note, "phase", "lesson-1").unwrap();
-            tx.put_object(&note, "children", ObjType::List).unwrap();
-            tx.put_object(&note, "reactions", ObjType::Map).unwrap();
-            let list = tx.put_object(&note, "photos", ObjType::List).unwrap();
+        .write_note(id, text, "Bea", at, |tx, note| {
+            let list = tx.put_object(note, "photos", ObjType::List).unwrap();
             for (i, photo) in photos.iter().enumerate() {
                 tx.insert(&list, i, *photo).unwrap();
             }
@@ -221,12 +181,12 @@ impl Scene {
         let bea = server.person(&lab, bea).await;
         let other_token = server.facilitate(&other).await;
 
-        let a = upload(&server, &lab, &bea.token, &jpeg(b"ten frame")).await;
-        let b = upload(&server, &lab, &bea.token, &jpeg(b"a face")).await;
-        let c = upload(&server, &lab, &fac.token, &jpeg(b"hidden note")).await;
-        let d = sha256_hex(&jpeg(b"still on the phone"));
+        let a = upload(&server, &lab, &bea.token, &photo_jpeg(b"ten frame")).await;
+        let b = upload(&server, &lab, &bea.token, &photo_jpeg(b"a face")).await;
+        let c = upload(&server, &lab, &fac.token, &photo_jpeg(b"hidden note")).await;
+        let d = sha256_hex(&photo_jpeg(b"still on the phone"));
         let e = upload(&server, &lab, &bea.token, &photo_png(b"number line")).await;
-        let f = upload(&server, &other, &other_token, &jpeg(b"other lab")).await;
+        let f = upload(&server, &other, &other_token, &photo_jpeg(b"other lab")).await;
 
         write_note(&bea, "n1", "Drew two ten frames", 1_000, &[&a, &b, &d]).await;
         write_note(&bea, "n2", "Counted on fingers", 2_000, &[&c]).await;
@@ -399,7 +359,10 @@ async fn the_zip_export_holds_the_board_the_research_data_and_every_photo() {
     let other = read_zip(&other.bytes);
     let other_photos: Vec<&String> = other.keys().filter(|k| k.starts_with("photos/")).collect();
     assert_eq!(other_photos, vec![&format!("photos/{}.jpg", s.f)]);
-    assert_eq!(other[&format!("photos/{}.jpg", s.f)], jpeg(b"other lab"));
+    assert_eq!(
+        other[&format!("photos/{}.jpg", s.f)],
+        photo_jpeg(b"other lab")
+    );
     let manifest: Value = serde_json::from_slice(&other["photos.json"]).unwrap();
     assert_eq!(manifest["photos"][0]["notes"], json!([]));
     assert_eq!(manifest["notUploaded"], json!([]));
