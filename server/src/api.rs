@@ -5,13 +5,12 @@
 //! Every answer is JSON, a photo's bytes excepted; every error is
 //! `{"error": "<what went wrong, in words>"}` with the fitting status. Credentials come as `Authorization: Bearer <token>` and never reach a log.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use automerge::ActorId;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -21,6 +20,7 @@ use labboard_protocol::DocumentId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::access::ClientIp;
 use crate::document::DocError;
 use crate::export::{self, ExportError, Format, NoteCounts, Research, Table};
 use crate::labs::{Grant, Issued, Lab, LabError, Role};
@@ -561,10 +561,9 @@ fn device_key(key: Option<&str>) -> Result<Option<&str>, ApiError> {
 
 async fn join(
     State(app): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<JoinBody>,
 ) -> Result<Json<Access>, ApiError> {
-    let ip = peer.ip();
     app.join_limiter.check(ip).map_err(ApiError::too_many)?;
     let name = clean_name(body.name, "")?;
     let device_key = device_key(body.device_key.as_deref())?;
@@ -600,10 +599,9 @@ struct FacilitateBody {
 async fn facilitate(
     State(app): State<Arc<AppState>>,
     Path(lab_id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<FacilitateBody>,
 ) -> Result<Json<Access>, ApiError> {
-    let ip = peer.ip();
     app.facilitate_limiter
         .check(ip)
         .map_err(ApiError::too_many)?;

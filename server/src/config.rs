@@ -97,6 +97,27 @@ pub struct Config {
     /// Most bytes the photos of one lab may take in all. An upload past it gets a 507.
     #[arg(long, env = "LABBOARD_MAX_LAB_PHOTO_BYTES", default_value_t = DEFAULT_MAX_LAB_PHOTO_BYTES, value_parser = parse_byte_count)]
     pub max_lab_photo_bytes: u64,
+
+    /// Log format on standard error: `text` for people, `json` for log collectors (one JSON
+    /// object per line).
+    #[arg(long, env = "LABBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed, as address
+    /// ranges (`127.0.0.1/32`, `10.0.0.0/8`, `::1`); repeat the flag or separate with commas.
+    /// Rate limits and the access log then use the client address the proxy names. Without it
+    /// those headers are ignored.
+    #[arg(long, env = "LABBOARD_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_address_range)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+}
+
+/// The format of the log lines (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Default of `--max-photo-bytes`: 4 MiB.
@@ -159,6 +180,8 @@ impl Config {
             retention: None,
             max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
             max_lab_photo_bytes: DEFAULT_MAX_LAB_PHOTO_BYTES,
+            log_format: LogFormat::Text,
+            trusted_proxy: Vec::new(),
         }
     }
 }
@@ -214,6 +237,20 @@ fn parse_byte_count(text: &str) -> Result<u64, String> {
         Ok(count) => Ok(count),
         Err(_) => Err(format!("`{text}` is not a whole number of bytes")),
     }
+}
+
+/// An address range such as `10.0.0.0/8` or `fd00::/8`; a bare address is a range of one.
+fn parse_address_range(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    Err(format!(
+        "`{text}` is not an address range like 10.0.0.0/8, 127.0.0.1/32 or ::1/128"
+    ))
 }
 
 #[cfg(test)]
@@ -298,5 +335,33 @@ mod tests {
         ] {
             assert!(Config::try_parse_from(args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn log_format_and_trusted_proxies_parse() {
+        let config = Config::try_parse_from(["labboard"]).unwrap();
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.trusted_proxy.is_empty());
+        let config = Config::try_parse_from([
+            "labboard",
+            "--log-format",
+            "json",
+            "--trusted-proxy",
+            "10.1.2.3/8, ::1",
+            "--trusted-proxy",
+            "192.168.1.7",
+        ])
+        .unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        let ranges: Vec<String> = config.trusted_proxy.iter().map(|n| n.to_string()).collect();
+        assert_eq!(ranges, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+        for bad in ["10.0.0.0/33", "proxy.local", "10.0.0/8"] {
+            let err = Config::try_parse_from(["labboard", "--trusted-proxy", bad]).unwrap_err();
+            assert!(
+                err.to_string().contains("not an address range"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(Config::try_parse_from(["labboard", "--log-format", "xml"]).is_err());
     }
 }

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+pub mod access;
 pub mod api;
 pub(crate) mod boardread;
 pub mod config;
@@ -40,6 +41,7 @@ pub mod export;
 pub mod ingest;
 pub mod labs;
 pub mod listener;
+pub mod organizer;
 pub mod outbox;
 pub mod photometa;
 pub mod photos;
@@ -131,6 +133,8 @@ pub struct AppState {
     tracker: TaskTracker,
     next_conn: AtomicU64,
     pub connections: AtomicUsize,
+    /// Proxies whose forwarding headers name the client (`--trusted-proxy`).
+    pub trusted_proxies: access::TrustedProxies,
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then shuts down gracefully: connections
@@ -211,6 +215,7 @@ pub async fn run(
         tracker: tracker.clone(),
         next_conn: AtomicU64::new(1),
         connections: AtomicUsize::new(0),
+        trusted_proxies: access::TrustedProxies::new(config.trusted_proxy.clone()),
     });
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -342,6 +347,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         .merge(web::routes())
         // After every route: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            access::log_request,
+        ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {

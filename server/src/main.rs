@@ -2,22 +2,22 @@
 //! or SIGTERM.
 
 use anyhow::Context;
+use labboard::config::LogFormat;
 use labboard::Config;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (mut config, deprecated) =
-        Config::try_from_args(std::env::args_os()).unwrap_or_else(|err| err.exit());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log)
-                .with_context(|| format!("invalid log filter `{}`", config.log))?,
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|arg| arg == labboard::organizer::SUBCOMMAND)
+    {
+        return print_organizer_url(&args[1..]);
+    }
+    let (mut config, deprecated) = Config::try_from_args(args).unwrap_or_else(|err| err.exit());
+    init_logging(&config)?;
     for use_of in deprecated {
         tracing::warn!(
             flag = use_of.flag,
@@ -26,6 +26,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    // Before anything is written: a data directory without a database is a first start.
+    let first_start = !config
+        .data_dir
+        .join(labboard::storage::sqlite::DB_FILE)
+        .exists();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -35,23 +40,68 @@ async fn main() -> anyhow::Result<()> {
     for url in labboard::urls::lan_urls(bound) {
         println!("open on a phone on this network: {url}/");
     }
-    let organizer = labboard::secrets::organizer_token(
+    let organizer = labboard::secrets::load_or_create_organizer_token(
         config.admin_token.as_deref(),
         config.admin_token_file.as_deref(),
         &config.data_dir,
     )
     .with_context(|| format!("organizer token (data dir {})", config.data_dir.display()))?;
     let base = labboard::urls::public_base(config.public_url.as_deref(), bound);
-    // The one place the organizer token is shown: like a notebook server's token URL, for the
-    // person who started the server. The fragment never reaches a server log.
-    println!("facilitators create labs at: {base}/new#organizer={organizer}");
-    config.admin_token = Some(organizer);
+    // The organizer link is shown on stdout, never through the logger, and on the first start
+    // only, so that it does not land in a system journal at every start. The fragment never
+    // reaches a server log.
+    if first_start || organizer.generated {
+        println!(
+            "facilitators create labs at: {}",
+            labboard::urls::organizer_link(&base, &organizer.token)
+        );
+        println!(
+            "this link is shown on the first start only; `labboard organizer-url` prints it again"
+        );
+    } else {
+        println!(
+            "facilitators create labs at: {base}/new (for the link with the organizer token, \
+             run `labboard organizer-url --data-dir {}`)",
+            config.data_dir.display()
+        );
+    }
+    config.admin_token = Some(organizer.token);
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     labboard::run(listener, config, shutdown)
         .await
         .context("running the server")
+}
+
+/// Logs on standard error, as text or one JSON object per line (`--log-format`).
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .with_context(|| format!("invalid log filter `{}`", config.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+    Ok(())
+}
+
+/// `labboard organizer-url …`: `args` starts with the subcommand's name.
+fn print_organizer_url(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    use clap::Parser;
+    let args = labboard::organizer::OrganizerUrlArgs::try_parse_from(args)
+        .unwrap_or_else(|err| err.exit());
+    println!("{}", labboard::organizer::organizer_url(&args)?);
+    Ok(())
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

@@ -116,18 +116,29 @@ pub fn organizer_token(
     file: Option<&Path>,
     data_dir: &Path,
 ) -> std::io::Result<String> {
-    if let Some(token) = configured.filter(|t| !t.trim().is_empty()) {
-        return Ok(token.trim().to_owned());
-    }
-    if let Some(file) = file {
-        return read_token_file(file);
-    }
-    let path = data_dir.join(ADMIN_TOKEN_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
-        Ok(_) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(err),
+    load_or_create_organizer_token(configured, file, data_dir).map(|found| found.token)
+}
+
+/// The organizer token, and whether this call generated it.
+#[derive(Debug, Clone)]
+pub struct OrganizerToken {
+    pub token: String,
+    /// True when no token was configured or kept, so a new one was written to the data
+    /// directory just now: the first start.
+    pub generated: bool,
+}
+
+/// Like [`organizer_token`], saying whether the token was generated just now.
+pub fn load_or_create_organizer_token(
+    configured: Option<&str>,
+    file: Option<&Path>,
+    data_dir: &Path,
+) -> std::io::Result<OrganizerToken> {
+    if let Some(token) = existing_organizer_token(configured, file, data_dir)? {
+        return Ok(OrganizerToken {
+            token,
+            generated: false,
+        });
     }
     crate::storage::create_data_dir(data_dir)?;
     let token = new_token();
@@ -135,10 +146,34 @@ pub fn organizer_token(
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path)?;
+    let mut file = options.open(data_dir.join(ADMIN_TOKEN_FILE))?;
     file.write_all(token.as_bytes())?;
     file.sync_all()?;
-    Ok(token)
+    Ok(OrganizerToken {
+        token,
+        generated: true,
+    })
+}
+
+/// The organizer token the server would use, without generating one: the configured one, else
+/// the one in `file`, else the one kept in the data directory, else `None`.
+pub fn existing_organizer_token(
+    configured: Option<&str>,
+    file: Option<&Path>,
+    data_dir: &Path,
+) -> std::io::Result<Option<String>> {
+    if let Some(token) = configured.filter(|t| !t.trim().is_empty()) {
+        return Ok(Some(token.trim().to_owned()));
+    }
+    if let Some(file) = file {
+        return read_token_file(file).map(Some);
+    }
+    match std::fs::read_to_string(data_dir.join(ADMIN_TOKEN_FILE)) {
+        Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// The token in `path`, trimmed; an error naming the file if it cannot be read or is empty.
@@ -209,8 +244,20 @@ mod tests {
     #[test]
     fn the_organizer_token_is_kept_across_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let first = organizer_token(None, None, dir.path()).unwrap();
+        assert_eq!(
+            existing_organizer_token(None, None, dir.path()).unwrap(),
+            None
+        );
+        let first = load_or_create_organizer_token(None, None, dir.path()).unwrap();
+        assert!(first.generated);
+        let first = first.token;
         assert_eq!(organizer_token(None, None, dir.path()).unwrap(), first);
+        let again = load_or_create_organizer_token(None, None, dir.path()).unwrap();
+        assert!(!again.generated);
+        assert_eq!(
+            existing_organizer_token(None, None, dir.path()).unwrap(),
+            Some(first.clone())
+        );
         assert_eq!(
             organizer_token(Some("configured"), None, dir.path()).unwrap(),
             "configured"

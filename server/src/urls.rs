@@ -36,6 +36,12 @@ pub fn public_base(configured: Option<&str>, bound: SocketAddr) -> String {
     format!("http://{bound}")
 }
 
+/// The link facilitators open to create labs: the organizer token rides in the fragment, which
+/// browsers never send to a server, so it reaches no server or proxy log.
+pub fn organizer_link(base: &str, organizer_token: &str) -> String {
+    format!("{base}/new#organizer={organizer_token}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
