@@ -6,7 +6,12 @@ use std::time::Duration;
 
 /// How the server is run.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "labboard", version, about = "Live shared board for math labs")]
+#[command(
+    name = "labboard",
+    version,
+    about = "Live shared board for math labs",
+    after_help = "`labboard organizer-url --help`: print the facilitators' link again."
+)]
 pub struct Config {
     /// Address to listen on; phones on the LAN must reach it. Port 0 picks a free port.
     #[arg(long, env = "LABBOARD_LISTEN", default_value = "0.0.0.0:8080")]

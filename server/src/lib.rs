@@ -4,6 +4,8 @@
 //!
 //! - The [`listener`] accepts connections under a total and a per-address cap and a
 //!   header-read timeout, and hands each request to the [`router`].
+//! - Every request passes [`access`], which finds the client's address (behind a trusted
+//!   reverse proxy, the one it names) and writes the access log.
 //! - A phone opens a WebSocket at `/sync`. Its connection task ([`connection`]) does the
 //!   handshake and checks every frame at the edge, then forwards sync and ephemeral messages to
 //!   the actor of the document they name, over that actor's bounded inbox.
@@ -234,6 +236,14 @@ pub async fn run(
         max_connections_per_address = limits.max_connections_per_address,
         "server ready"
     );
+
+    if !config.trusted_proxy.is_empty() {
+        let ranges: Vec<String> = config.trusted_proxy.iter().map(|r| r.to_string()).collect();
+        tracing::info!(
+            trusted_proxies = %ranges.join(","),
+            "forwarding headers are believed from these proxies"
+        );
+    }
 
     if let Some(retention) = config.retention {
         tracker.spawn(retention_sweep(

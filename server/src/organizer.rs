@@ -14,7 +14,7 @@ pub const SUBCOMMAND: &str = "organizer-url";
 /// Prints the link facilitators open to create labs, with the organizer token, from the data
 /// directory (or the configured token). Run it as the server's user.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "labboard organizer-url")]
+#[command(name = "labboard organizer-url", bin_name = "labboard organizer-url")]
 pub struct OrganizerUrlArgs {
     /// The server's data directory.
     #[arg(long, env = "LABBOARD_DATA_DIR", default_value = "./labboard-data")]
