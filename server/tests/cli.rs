@@ -34,6 +34,8 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--admin-token", "LABBOARD_ADMIN_TOKEN"),
         ("--admin-token-file", "LABBOARD_ADMIN_TOKEN_FILE"),
         ("--retention", "LABBOARD_RETENTION"),
+        ("--log-format", "LABBOARD_LOG_FORMAT"),
+        ("--trusted-proxy", "LABBOARD_TRUSTED_PROXY"),
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
         assert!(help.contains(env), "--help lacks {env}:\n{help}");
