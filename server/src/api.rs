@@ -74,6 +74,9 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     retry_after: Option<Duration>,
+    /// What the log says instead of `message`, when `message` may quote what the client sent
+    /// (a join code or key typed as a number, say).
+    logged_as: Option<&'static str>,
 }
 
 impl ApiError {
@@ -82,7 +85,14 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            logged_as: None,
         }
+    }
+
+    /// An error whose message is sent to the client but not logged: the log says `logged_as`.
+    fn quoting_the_request(mut self, logged_as: &'static str) -> Self {
+        self.logged_as = Some(logged_as);
+        self
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -97,6 +107,7 @@ impl ApiError {
                 wait.as_secs().max(1)
             ),
             retry_after: Some(wait),
+            logged_as: None,
         }
     }
 }
@@ -119,10 +130,11 @@ impl From<crate::storage::StorageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let logged = self.logged_as.unwrap_or(&self.message);
         if self.status.is_server_error() {
-            tracing::error!(status = %self.status, error = %self.message, "api request failed");
+            tracing::error!(status = %self.status, error = %logged, "api request failed");
         } else {
-            tracing::info!(status = %self.status, error = %self.message, "api request refused");
+            tracing::info!(status = %self.status, error = %logged, "api request refused");
         }
         let mut response = (
             self.status,
@@ -165,9 +177,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "request body is empty; send a JSON object",
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|err| {
+            // serde quotes the values it did not expect, and a value may be a secret.
+            ApiError::bad_request(format!("invalid JSON body: {err}"))
+                .quoting_the_request("invalid JSON body (details sent to the client only)")
+        })
     }
 }
 
@@ -748,8 +762,10 @@ async fn export(
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let lab = require_facilitator(&app, &headers, &lab_id).await?;
-    let Query(query) =
-        query.map_err(|err| ApiError::bad_request(format!("invalid query string: {err}")))?;
+    let Query(query) = query.map_err(|err| {
+        ApiError::bad_request(format!("invalid query string: {err}"))
+            .quoting_the_request("invalid query string (details sent to the client only)")
+    })?;
     let format = Format::parse(query.format.as_deref().ok_or_else(|| {
         ApiError::bad_request("`format` is required: json, csv, automerge, html or zip")
     })?)?;
@@ -774,6 +790,7 @@ async fn export(
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "the lab's board could not be read just now; try again".into(),
                 retry_after: Some(EXPORT_RETRY_AFTER),
+                logged_as: None,
             })
         }
         Err(err) => {

@@ -192,6 +192,11 @@ async fn lab_run(format: &str) -> (Output, Secrets, Lab) {
 
     let lab = create_lab(addr, &organizer).await;
     assert_eq!(join_with(addr, "ZZZZZZ", &[]).await, 404);
+    // A code sent as a number: serde's error quotes it, to the client only.
+    let numeric = r#"{"code": 987654321, "name": "Ana"}"#;
+    let refused = http(addr, "POST", "/api/join", None, Some(numeric)).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("987654321"), "{}", refused.body);
     let observer = join_lab(addr, &lab.join_code, "Ana").await;
     // The join page (its status depends on whether the web client is built in).
     http(addr, "GET", &format!("/j/{}", lab.join_code), None, None).await;
@@ -245,6 +250,7 @@ async fn lab_run(format: &str) -> (Output, Secrets, Lab) {
             lab.facilitator_key.replace('-', ""),
         ),
         ("observer token", observer),
+        ("a code sent as a number", "987654321".to_owned()),
         ("facilitator token", facilitator),
     ]);
     (output, secrets, lab)
