@@ -8,6 +8,16 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Subcommands; without one, the server starts.
+    match std::env::args_os()
+        .nth(1)
+        .as_ref()
+        .and_then(|arg| arg.to_str())
+    {
+        Some("backup") => return labboard::backup::main(std::env::args_os().skip(1)),
+        Some("healthcheck") => return labboard::healthcheck::main(std::env::args_os().skip(1)),
+        _ => {}
+    }
     let (mut config, deprecated) =
         Config::try_from_args(std::env::args_os()).unwrap_or_else(|err| err.exit());
     tracing_subscriber::fmt()
