@@ -1,6 +1,6 @@
 //! `labboard backup <file>`: a consistent copy of the database, taken while the server runs.
 //!
-//! The copy is made with SQLite's `VACUUM INTO` on a read-only connection. It reads the whole
+//! The copy is made with SQLite's `VACUUM INTO`. It reads the whole
 //! database inside one read transaction, so the copy is one consistent moment of it, and in WAL
 //! mode a reader neither waits for the server's writer nor holds it up: phones keep syncing
 //! while the copy is made. (The online backup API, copying a few pages at a time, starts over
@@ -105,9 +105,13 @@ pub fn backup(data_dir: &Path, target: &Path, force: bool) -> anyhow::Result<Bac
     let partial = Partial(dir.join(partial_name));
     create_owner_only(&partial.0).with_context(|| format!("creating {}", partial.0.display()))?;
 
+    // Read-write (but never creating the database), although it only reads: when the server is
+    // stopped, the last connection to close removes the `-wal` and `-shm` files it made, where
+    // a read-only one would leave them behind, owned by whoever ran the backup (root, say),
+    // and the server's own user could then not open the database.
     let source = Connection::open_with_flags(
         &db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("opening {}", db.display()))?;
     source.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -171,6 +175,9 @@ fn check(copy: &Path) -> anyhow::Result<i64> {
         bail!("the copy failed SQLite's check: {verdict}");
     }
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == 0 {
+        bail!("the database is not a Labboard database (it has no schema version)");
+    }
     if version > SCHEMA_VERSION {
         bail!(
             "the database has schema version {version}, newer than this Labboard knows \
@@ -243,6 +250,28 @@ mod tests {
         let stored = store.load(doc).await.unwrap().unwrap();
         assert_eq!(stored.chunks, vec![b"note".to_vec()]);
         store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_backup_of_a_stopped_server_leaves_no_log_files_behind() {
+        let data = tempfile::tempdir().unwrap();
+        let store = SqliteStorage::open(data.path()).unwrap();
+        store.close().await.unwrap();
+        drop(store);
+        let before: Vec<_> = names(data.path());
+        assert_eq!(before, vec![OsString::from(DB_FILE)]);
+        let out = tempfile::tempdir().unwrap();
+        backup(data.path(), &out.path().join("copy.db"), false).unwrap();
+        assert_eq!(names(data.path()), before);
+    }
+
+    fn names(dir: &Path) -> Vec<OsString> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
     }
 
     #[tokio::test]
