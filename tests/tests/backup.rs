@@ -1,7 +1,7 @@
 //! `labboard backup` and schema versions, against the built binary: a backup taken while
 //! phones write restores to a server holding every note acknowledged before it began; an
 //! existing file is not replaced without `--force`; a database from a newer Labboard is refused
-//! at start.
+//! at start. And `labboard healthcheck`, the container's health check, against a real server.
 
 use std::path::Path;
 use std::process::Output;
@@ -208,4 +208,35 @@ async fn a_database_from_a_newer_labboard_is_refused_at_start() {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
     assert_eq!(after, 99, "the newer database was left as it was");
+}
+
+#[tokio::test]
+async fn healthcheck_passes_while_the_server_runs_and_fails_once_it_stopped() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::spawn(data.path()).await.unwrap();
+    let listen = server.addr.to_string();
+    let healthcheck = || async {
+        within(
+            "labboard healthcheck",
+            Command::new(labboard_bin())
+                .args(["healthcheck", "--listen", &listen])
+                .output(),
+        )
+        .await
+        .unwrap()
+    };
+    let output = healthcheck().await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(server.terminate().await.unwrap().success());
+    let output = healthcheck().await;
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("connecting to"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
