@@ -54,7 +54,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = <BackupArgs as clap::Parser>::try_parse_from(args).unwrap_or_else(|err| err.exit());
+    let args = <BackupArgs as clap::Parser>::try_parse_from(
+        std::iter::once(std::ffi::OsString::from("labboard backup"))
+            .chain(args.into_iter().skip(1).map(Into::into)),
+    )
+    .unwrap_or_else(|err| err.exit());
     let done = backup(&args.data_dir, &args.file, args.force)?;
     println!(
         "backed up {} to {} ({} bytes, schema version {})",
@@ -252,12 +256,15 @@ mod tests {
         store.close().await.unwrap();
     }
 
-    #[tokio::test]
-    async fn a_backup_of_a_stopped_server_leaves_no_log_files_behind() {
+    #[test]
+    fn a_backup_of_a_stopped_server_leaves_no_log_files_behind() {
         let data = tempfile::tempdir().unwrap();
-        let store = SqliteStorage::open(data.path()).unwrap();
-        store.close().await.unwrap();
-        drop(store);
+        // A stopped server's database: in WAL mode, its last connection closed.
+        let conn = crate::storage::sqlite::open_connection(&data.path().join(DB_FILE)).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .unwrap();
+        drop(conn);
         let before: Vec<_> = names(data.path());
         assert_eq!(before, vec![OsString::from(DB_FILE)]);
         let out = tempfile::tempdir().unwrap();

@@ -29,8 +29,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args =
-        <HealthcheckArgs as clap::Parser>::try_parse_from(args).unwrap_or_else(|err| err.exit());
+    let args = <HealthcheckArgs as clap::Parser>::try_parse_from(
+        std::iter::once(std::ffi::OsString::from("labboard healthcheck"))
+            .chain(args.into_iter().skip(1).map(Into::into)),
+    )
+    .unwrap_or_else(|err| err.exit());
     check(args.listen)?;
     println!("ok");
     Ok(())
