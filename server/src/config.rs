@@ -10,7 +10,7 @@ use std::time::Duration;
     name = "labboard",
     version,
     about = "Live shared board for math labs",
-    after_help = "`labboard organizer-url --help`: print the facilitators' link again."
+    after_help = "Other commands (each with its own --help):\n  labboard organizer-url   print the facilitators' link again\n  labboard backup <file>   copy the database while the server runs\n  labboard healthcheck     ask this machine's server whether it is alive"
 )]
 pub struct Config {
     /// Address to listen on; phones on the LAN must reach it. Port 0 picks a free port.

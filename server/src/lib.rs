@@ -35,11 +35,13 @@ use tracing::Instrument;
 
 pub mod access;
 pub mod api;
+pub mod backup;
 pub(crate) mod boardread;
 pub mod config;
 pub mod connection;
 pub mod document;
 pub mod export;
+pub mod healthcheck;
 pub mod ingest;
 pub mod labs;
 pub mod listener;

@@ -9,12 +9,13 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Subcommands; without one, the server starts.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args
-        .get(1)
-        .is_some_and(|arg| arg == labboard::organizer::SUBCOMMAND)
-    {
-        return print_organizer_url(&args[1..]);
+    match args.get(1).and_then(|arg| arg.to_str()) {
+        Some(labboard::organizer::SUBCOMMAND) => return print_organizer_url(&args[1..]),
+        Some("backup") => return labboard::backup::main(args.into_iter().skip(1)),
+        Some("healthcheck") => return labboard::healthcheck::main(args.into_iter().skip(1)),
+        _ => {}
     }
     let (mut config, deprecated) = Config::try_from_args(args).unwrap_or_else(|err| err.exit());
     init_logging(&config)?;

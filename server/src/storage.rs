@@ -72,6 +72,14 @@ pub enum StorageError {
     Io(std::io::Error),
     #[error("storage is closed")]
     Closed,
+    /// The database was written by a newer Labboard: its schema version is above the newest
+    /// this binary knows. Nothing was changed in it.
+    #[error(
+        "the database has schema version {found}, written by a newer Labboard; this Labboard \
+         knows schema versions up to {known}. Run the newer Labboard on it, or restore a backup \
+         taken before the upgrade (see the README, Backups)"
+    )]
+    NewerSchema { found: i64, known: i64 },
 }
 
 impl StorageError {

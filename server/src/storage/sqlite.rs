@@ -26,9 +26,13 @@ const WRITE_QUEUE: usize = 1024;
 /// Most writes committed in one transaction; bounds how long one commit holds the others.
 const MAX_BATCH: usize = 512;
 
+/// The schema version this binary writes: the number of [`MIGRATIONS`]. A database with a higher
+/// `user_version` was written by a newer Labboard and is refused.
+pub const SCHEMA_VERSION: i64 = 6;
+
 /// Schema migrations; the database's `PRAGMA user_version` is how many have run. Tables of
 /// every part of the server live here, so one file and one version describe the database.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // 1: documents.
     "
 CREATE TABLE IF NOT EXISTS meta (
@@ -311,6 +315,12 @@ fn wait_for_lock(tries: i32) -> bool {
 
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
     let done = usize::try_from(version).unwrap_or(0);
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(done) {
         let tx = conn.transaction()?;
@@ -509,6 +519,10 @@ fn replicate(err: &StorageError) -> StorageError {
         StorageError::Sqlite(err) => StorageError::Sqlite(clone_err(err)),
         StorageError::Io(err) => StorageError::Io(std::io::Error::new(err.kind(), err.to_string())),
         StorageError::Closed => StorageError::Closed,
+        StorageError::NewerSchema { found, known } => StorageError::NewerSchema {
+            found: *found,
+            known: *known,
+        },
     }
 }
 
@@ -900,5 +914,183 @@ mod tests {
             let expected: Vec<Vec<u8>> = (0..20u8).map(|n| vec![i as u8, n]).collect();
             assert_eq!(chunks, expected);
         }
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    /// A database as a Labboard of schema `version` left it: only the first `version`
+    /// migrations run, and rows of every kind that version stored.
+    fn database_at(dir: &Path, version: usize, doc: DocumentId) {
+        let mut conn = open_connection(&dir.join(DB_FILE)).unwrap();
+        for (index, migration) in MIGRATIONS.iter().enumerate().take(version) {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(migration).unwrap();
+            tx.pragma_update(None, "user_version", index + 1).unwrap();
+            tx.commit().unwrap();
+        }
+        let doc = doc.to_string();
+        conn.execute(
+            "INSERT INTO documents (doc_id, snapshot, created_at, updated_at) VALUES (?1, ?2, 1, 2)",
+            params![doc, b"snapshot".as_slice()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO chunks (doc_id, data) VALUES (?1, ?2)",
+            params![doc, b"chunk".as_slice()],
+        )
+        .unwrap();
+        if version >= 2 {
+            conn.execute(
+                "INSERT INTO labs (lab_id, doc_id, title, school, grade, date, join_code,
+                                   facilitator_key_hash, created_at)
+                 VALUES ('lab1', ?1, 'Making ten', 'Hill School', '1', '2025-03-04', 'ABC123',
+                         x'00', 3)",
+                params![doc],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO tokens (token_hash, lab_id, role, name, expires_at)
+                 VALUES (x'0102030405060708090a0b0c0d', 'lab1', 'facilitator', 'Ana', 4)",
+                [],
+            )
+            .unwrap();
+        }
+        if version >= 3 {
+            conn.execute(
+                "UPDATE tokens SET author_id = 'a-ana' WHERE lab_id = 'lab1'",
+                [],
+            )
+            .unwrap();
+        }
+        if version >= 4 {
+            conn.execute("UPDATE labs SET ended_at = 5 WHERE lab_id = 'lab1'", [])
+                .unwrap();
+        }
+        if version >= 5 {
+            conn.execute(
+                "INSERT INTO members (lab_id, author_id, role) VALUES ('lab1', 'a-ana', 'facilitator'),
+                                                               ('lab1', 'a-ben', 'observer')",
+                [],
+            )
+            .unwrap();
+        }
+        if version >= 6 {
+            conn.execute(
+                "INSERT INTO photos (lab_id, id, content_type, bytes, size, created_at)
+                 VALUES ('lab1', 'p1', 'image/jpeg', x'ffd8ffd9', 4, 6)",
+                [],
+            )
+            .unwrap();
+        }
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_earlier_schema_version_migrates_and_keeps_its_rows() {
+        assert_eq!(SCHEMA_VERSION, i64::try_from(MIGRATIONS.len()).unwrap());
+        for version in 1..=MIGRATIONS.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let doc = DocumentId::random();
+            database_at(dir.path(), version, doc);
+
+            let store = SqliteStorage::open(dir.path())
+                .unwrap_or_else(|err| panic!("opening a version {version} database: {err}"));
+            let stored = store.load(doc).await.unwrap().expect("the document");
+            assert_eq!(stored.snapshot.as_deref(), Some(b"snapshot".as_slice()));
+            assert_eq!(stored.chunks, vec![b"chunk".to_vec()], "version {version}");
+            store.close().await.unwrap();
+
+            let conn = open_connection(&dir.path().join(DB_FILE)).unwrap();
+            let at: i64 = conn
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap();
+            assert_eq!(at, SCHEMA_VERSION, "from version {version}");
+            if version < 2 {
+                assert_eq!(count(&conn, "SELECT COUNT(*) FROM labs"), 0);
+                continue;
+            }
+            let (title, ended): (String, Option<i64>) = conn
+                .query_row(
+                    "SELECT title, ended_at FROM labs WHERE lab_id = 'lab1'",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(title, "Making ten");
+            assert_eq!(ended, (version >= 4).then_some(5), "version {version}");
+            // The token's author: its own id (version 2, given one by migration 3) or the
+            // one stored.
+            let author: String = conn
+                .query_row("SELECT author_id FROM tokens", [], |row| row.get(0))
+                .unwrap();
+            let expected_author = if version >= 3 {
+                "a-ana".to_owned()
+            } else {
+                "a0102030405060708090a0b0c".to_owned()
+            };
+            assert_eq!(author, expected_author, "version {version}");
+            // Members: filled from the tokens by migration 5, or as stored.
+            let members: Vec<(String, String)> = conn
+                .prepare("SELECT author_id, role FROM members ORDER BY author_id")
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut expected = vec![(expected_author, "facilitator".to_owned())];
+            if version >= 5 {
+                expected.push(("a-ben".to_owned(), "observer".to_owned()));
+            }
+            assert_eq!(members, expected, "version {version}");
+            assert_eq!(
+                count(&conn, "SELECT COUNT(*) FROM photos"),
+                i64::from(version >= 6),
+                "version {version}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_version_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let conn = open_connection(&path).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 3)
+                .unwrap();
+        }
+        let err = SqliteStorage::open(dir.path())
+            .err()
+            .expect("a newer database is refused");
+        assert!(
+            matches!(err, StorageError::NewerSchema { found, known }
+                if found == SCHEMA_VERSION + 3 && known == SCHEMA_VERSION),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("schema version {}", SCHEMA_VERSION + 3)),
+            "{text}"
+        );
+        assert!(text.contains(&format!("up to {SCHEMA_VERSION}")), "{text}");
+        let conn = open_connection(&path).unwrap();
+        let at: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(at, SCHEMA_VERSION + 3);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+            ),
+            0,
+            "nothing was created in it"
+        );
     }
 }
