@@ -97,6 +97,16 @@ pub struct Config {
     /// Most bytes the photos of one lab may take in all. An upload past it gets a 507.
     #[arg(long, env = "LABBOARD_MAX_LAB_PHOTO_BYTES", default_value_t = DEFAULT_MAX_LAB_PHOTO_BYTES, value_parser = parse_byte_count)]
     pub max_lab_photo_bytes: u64,
+
+    /// PEM certificate chain (leaf first) for HTTPS and WSS on `--listen`. Needs --tls-key.
+    /// Both files are read again on SIGHUP; a broken file keeps the current certificate.
+    #[arg(long, env = "LABBOARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert. Keep it readable by the
+    /// server's user only.
+    #[arg(long, env = "LABBOARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Default of `--max-photo-bytes`: 4 MiB.
@@ -116,6 +126,12 @@ pub struct Deprecated {
 pub const TEST_ORGANIZER_TOKEN: &str = "test-organizer-token";
 
 impl Config {
+    /// The TLS files, when HTTPS is on; an error if only one of the two is set (possible when
+    /// the configuration is built in code rather than parsed).
+    pub fn tls_files(&self) -> Result<Option<crate::tls::TlsFiles>, crate::tls::TlsError> {
+        crate::tls::files_of(self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
+
     /// Parses `args` (the program name first) with the environment as fallback, and lists the
     /// deprecated forms used, which the caller logs once logging is set up.
     pub fn try_from_args<I, T>(args: I) -> Result<(Self, Vec<Deprecated>), clap::Error>
@@ -159,6 +175,8 @@ impl Config {
             retention: None,
             max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
             max_lab_photo_bytes: DEFAULT_MAX_LAB_PHOTO_BYTES,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -284,6 +302,24 @@ mod tests {
 
         let both = ["labboard", "--admin-token", "x", "--admin-token-file", "f"];
         assert!(Config::try_from_args(both).is_err());
+    }
+
+    #[test]
+    fn the_tls_files_come_together() {
+        let config =
+            Config::try_parse_from(["labboard", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+                .unwrap();
+        assert_eq!(config.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(config.tls_key, Some(PathBuf::from("k.pem")));
+        for args in [
+            ["labboard", "--tls-cert", "c.pem"],
+            ["labboard", "--tls-key", "k.pem"],
+        ] {
+            let err = Config::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains("--tls-"), "{err}");
+        }
+        let config = Config::try_parse_from(["labboard"]).unwrap();
+        assert_eq!((config.tls_cert, config.tls_key), (None, None));
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub mod record;
 pub mod registry;
 pub mod secrets;
 pub mod storage;
+pub mod tls;
 pub mod urls;
 pub mod web;
 pub mod zipfile;
@@ -88,6 +89,8 @@ pub enum ServerError {
     },
     #[error("reading the listening address: {0}")]
     Listener(#[from] std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Connection-level settings taken from the configuration.
@@ -134,12 +137,29 @@ pub struct AppState {
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then shuts down gracefully: connections
-/// get a Close frame, document actors write their snapshots, storage is closed.
+/// get a Close frame, document actors write their snapshots, storage is closed. With
+/// `--tls-cert`/`--tls-key` it serves HTTPS, loading the files here.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    let certs = match config.tls_files()? {
+        Some(files) => Some(tls::CertStore::open(files)?),
+        None => None,
+    };
+    run_with_tls(listener, config, certs, shutdown).await
+}
+
+/// [`run`] with the certificate store already opened (by the binary, which reloads it on
+/// SIGHUP); `None` serves plain HTTP.
+pub async fn run_with_tls(
+    listener: TcpListener,
+    config: Config,
+    certs: Option<Arc<tls::CertStore>>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let acceptor = certs.as_ref().map(tls::CertStore::acceptor).transpose()?;
     let store = SqliteStorage::open(&config.data_dir).map_err(|source| ServerError::Storage {
         dir: config.data_dir.display().to_string(),
         source,
@@ -160,7 +180,11 @@ pub async fn run(
     })?;
     let store: Arc<dyn Storage> = Arc::new(store);
     remove_orphans(&labs, store.as_ref()).await?;
-    let public_base = urls::public_base(config.public_url.as_deref(), listener.local_addr()?);
+    let public_base = urls::public_base_with(
+        config.public_url.as_deref(),
+        listener.local_addr()?,
+        urls::Scheme::of(acceptor.is_some()),
+    );
     let limits = http_limits(&config);
     let tracker = TaskTracker::new();
     let server_peer = PeerId::new(format!(
@@ -227,6 +251,7 @@ pub async fn run(
         header_read_timeout = ?limits.header_read_timeout,
         max_connections = limits.max_connections,
         max_connections_per_address = limits.max_connections_per_address,
+        tls = acceptor.is_some(),
         "server ready"
     );
 
@@ -238,10 +263,11 @@ pub async fn run(
         ));
     }
 
-    listener::serve(
+    listener::serve_with_tls(
         listener,
         router(Arc::clone(&app)),
         limits,
+        acceptor,
         shutdown.clone(),
         tracker.clone(),
     )

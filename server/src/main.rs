@@ -1,5 +1,5 @@
 //! The `labboard` binary: parse the configuration, start logging, bind, and serve until SIGINT
-//! or SIGTERM.
+//! or SIGTERM. With TLS on, SIGHUP reloads the certificate and key.
 
 use anyhow::Context;
 use labboard::Config;
@@ -26,13 +26,19 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    // Before binding: a missing or broken certificate stops the start with the file's name.
+    let certs = match config.tls_files()? {
+        Some(files) => Some(labboard::tls::CertStore::open(files)?),
+        None => None,
+    };
+    let scheme = labboard::urls::Scheme::of(certs.is_some());
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     // Tests and scripts read this first line to find the port.
-    println!("labboard listening on http://{bound}");
-    for url in labboard::urls::lan_urls(bound) {
+    println!("labboard listening on {}://{bound}", scheme.as_str());
+    for url in labboard::urls::lan_urls_with(bound, scheme) {
         println!("open on a phone on this network: {url}/");
     }
     let organizer = labboard::secrets::organizer_token(
@@ -41,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
         &config.data_dir,
     )
     .with_context(|| format!("organizer token (data dir {})", config.data_dir.display()))?;
-    let base = labboard::urls::public_base(config.public_url.as_deref(), bound);
+    let base = labboard::urls::public_base_with(config.public_url.as_deref(), bound, scheme);
     // The one place the organizer token is shown: like a notebook server's token URL, for the
     // person who started the server. The fragment never reaches a server log.
     println!("facilitators create labs at: {base}/new#organizer={organizer}");
@@ -49,9 +55,42 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    labboard::run(listener, config, shutdown)
+    #[cfg(unix)]
+    if let Some(certs) = &certs {
+        tokio::spawn(reload_on_hangup(
+            std::sync::Arc::clone(certs),
+            shutdown.clone(),
+        ));
+    }
+    labboard::run_with_tls(listener, config, certs, shutdown)
         .await
         .context("running the server")
+}
+
+/// Reads the TLS certificate and key again at every SIGHUP, until shutdown.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    certs: std::sync::Arc<labboard::tls::CertStore>,
+    shutdown: CancellationToken,
+) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP; the TLS certificate is not reloaded without a restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = hangup.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                certs.reload_and_log();
+            }
+        }
+    }
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {
