@@ -107,6 +107,33 @@ pub struct Config {
     /// server's user only.
     #[arg(long, env = "LABBOARD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Public DNS name to get a certificate for with ACME (Let's Encrypt, TLS-ALPN-01), e.g.
+    /// `labboard.district.example.org`; repeat for more names. The name must reach this server
+    /// on port 443. Account and certificates are kept in `<data-dir>/acme`.
+    #[arg(
+        long,
+        env = "LABBOARD_ACME_DOMAIN",
+        value_delimiter = ',',
+        value_parser = crate::acme::parse_domain,
+        conflicts_with_all = ["tls_cert", "tls_key"]
+    )]
+    pub acme_domain: Vec<String>,
+
+    /// Contact for the ACME account, `mailto:it@district.example.org`; repeatable.
+    #[arg(
+        long,
+        env = "LABBOARD_ACME_CONTACT",
+        value_delimiter = ',',
+        value_parser = crate::acme::parse_contact,
+        requires = "acme_domain"
+    )]
+    pub acme_contact: Vec<String>,
+
+    /// Use Let's Encrypt's staging service (certificates phones do not trust; for trying the
+    /// setup without its rate limits).
+    #[arg(long, env = "LABBOARD_ACME_STAGING", requires = "acme_domain")]
+    pub acme_staging: bool,
 }
 
 /// Default of `--max-photo-bytes`: 4 MiB.
@@ -177,6 +204,9 @@ impl Config {
             max_lab_photo_bytes: DEFAULT_MAX_LAB_PHOTO_BYTES,
             tls_cert: None,
             tls_key: None,
+            acme_domain: Vec::new(),
+            acme_contact: Vec::new(),
+            acme_staging: false,
         }
     }
 }
@@ -320,6 +350,57 @@ mod tests {
         }
         let config = Config::try_parse_from(["labboard"]).unwrap();
         assert_eq!((config.tls_cert, config.tls_key), (None, None));
+    }
+
+    #[test]
+    fn acme_flags_parse_and_check() {
+        let config = Config::try_parse_from([
+            "labboard",
+            "--acme-domain",
+            "labboard.example.org",
+            "--acme-domain",
+            "Board.Example.org.",
+            "--acme-contact",
+            "mailto:it@example.org",
+            "--acme-staging",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.acme_domain,
+            ["labboard.example.org", "board.example.org"]
+        );
+        assert_eq!(config.acme_contact, ["mailto:it@example.org"]);
+        assert!(config.acme_staging);
+        let config = Config::try_parse_from(["labboard"]).unwrap();
+        assert!(config.acme_domain.is_empty() && !config.acme_staging);
+
+        let refused: [&[&str]; 8] = [
+            &["labboard", "--acme-domain", "192.168.1.20"],
+            &["labboard", "--acme-domain", "*.example.org"],
+            &["labboard", "--acme-domain", "https://example.org"],
+            &["labboard", "--acme-domain", "localhost"],
+            &[
+                "labboard",
+                "--acme-domain",
+                "a.example.org",
+                "--acme-contact",
+                "it@example.org",
+            ],
+            &["labboard", "--acme-contact", "mailto:it@example.org"],
+            &["labboard", "--acme-staging"],
+            &[
+                "labboard",
+                "--acme-domain",
+                "a.example.org",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+            ],
+        ];
+        for args in refused {
+            assert!(Config::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+pub mod acme;
 pub mod api;
 pub(crate) mod boardread;
 pub mod config;
@@ -159,7 +160,6 @@ pub async fn run_with_tls(
     certs: Option<Arc<tls::CertStore>>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
-    let acceptor = certs.as_ref().map(tls::CertStore::acceptor).transpose()?;
     let store = SqliteStorage::open(&config.data_dir).map_err(|source| ServerError::Storage {
         dir: config.data_dir.display().to_string(),
         source,
@@ -180,13 +180,26 @@ pub async fn run_with_tls(
     })?;
     let store: Arc<dyn Storage> = Arc::new(store);
     remove_orphans(&labs, store.as_ref()).await?;
-    let public_base = urls::public_base_with(
-        config.public_url.as_deref(),
-        listener.local_addr()?,
-        urls::Scheme::of(acceptor.is_some()),
-    );
+    let bound = listener.local_addr()?;
     let limits = http_limits(&config);
     let tracker = TaskTracker::new();
+    let acme = acme::AcmeSettings::of(&config);
+    let server_tls = match (&certs, &acme) {
+        (Some(certs), _) => Some(certs.server_tls()?),
+        (None, Some(acme)) => Some(acme::start(
+            acme,
+            &config.data_dir,
+            &tracker,
+            shutdown.child_token(),
+        )?),
+        (None, None) => None,
+    };
+    let public_base = match (&acme, config.public_url.as_deref()) {
+        (Some(acme), None) => urls::acme_base(&acme.domains[0], bound),
+        (_, configured) => {
+            urls::public_base_with(configured, bound, urls::Scheme::of(server_tls.is_some()))
+        }
+    };
     let server_peer = PeerId::new(format!(
         "labboard-{}",
         store.storage_id().split('-').next().unwrap_or("server")
@@ -251,7 +264,7 @@ pub async fn run_with_tls(
         header_read_timeout = ?limits.header_read_timeout,
         max_connections = limits.max_connections,
         max_connections_per_address = limits.max_connections_per_address,
-        tls = acceptor.is_some(),
+        tls = server_tls.is_some(),
         "server ready"
     );
 
@@ -267,7 +280,7 @@ pub async fn run_with_tls(
         listener,
         router(Arc::clone(&app)),
         limits,
-        acceptor,
+        server_tls,
         shutdown.clone(),
         tracker.clone(),
     )

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::tls::ServerTls;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -34,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -108,7 +109,7 @@ pub async fn serve_with_tls(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
-    tls: Option<TlsAcceptor>,
+    tls: Option<ServerTls>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -163,8 +164,8 @@ pub async fn serve_with_tls(
             async move {
                 match tls {
                     None => serve_http(http, admitted, router, remote, stop).await,
-                    Some(acceptor) => {
-                        let handshake = tls_handshake(acceptor, admitted, handshake_timeout);
+                    Some(tls) => {
+                        let handshake = tls_handshake(tls, admitted, handshake_timeout);
                         let secured = tokio::select! {
                             secured = handshake => secured,
                             () = stop.cancelled() => return,
@@ -222,9 +223,10 @@ const PLAIN_HTTP_ON_TLS_PORT: &str =
 
 /// Completes the server side of a TLS handshake within `timeout`. A connection that starts
 /// with anything but a TLS record (a plain HTTP request, typically) gets a short `400` in
-/// plain text instead; a failed or slow handshake is logged at debug and closed.
+/// plain text instead; a failed or slow handshake is logged at debug and closed. An ACME
+/// validation handshake is completed and closed: it serves no request.
 async fn tls_handshake(
-    acceptor: TlsAcceptor,
+    tls: ServerTls,
     mut admitted: Admitted,
     timeout: Duration,
 ) -> Option<TlsStream<Admitted>> {
@@ -233,9 +235,17 @@ async fn tls_handshake(
         let peeked = admitted.stream.peek(&mut first).await?;
         if peeked == 1 && first[0] != TLS_HANDSHAKE_RECORD {
             answer_plain_http(&mut admitted).await;
+            return Ok::<_, io::Error>(None);
+        }
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), admitted).await?;
+        let (config, validation) = tls.config_for(&start.client_hello());
+        let mut stream = start.into_stream(config).await?;
+        if validation {
+            tracing::info!("answered an ACME TLS-ALPN-01 validation handshake");
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
             return Ok(None);
         }
-        acceptor.accept(admitted).await.map(Some)
+        Ok(Some(stream))
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(secured)) => secured,

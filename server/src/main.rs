@@ -31,14 +31,20 @@ async fn main() -> anyhow::Result<()> {
         Some(files) => Some(labboard::tls::CertStore::open(files)?),
         None => None,
     };
-    let scheme = labboard::urls::Scheme::of(certs.is_some());
+    let acme = labboard::acme::AcmeSettings::of(&config);
+    let scheme = labboard::urls::Scheme::of(certs.is_some() || acme.is_some());
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     // Tests and scripts read this first line to find the port.
     println!("labboard listening on {}://{bound}", scheme.as_str());
-    for url in labboard::urls::lan_urls_with(bound, scheme) {
+    let phone_urls = match &acme {
+        // The certificate is for the domain names, not for this machine's addresses.
+        Some(acme) => vec![labboard::urls::acme_base(&acme.domains[0], bound)],
+        None => labboard::urls::lan_urls_with(bound, scheme),
+    };
+    for url in phone_urls {
         println!("open on a phone on this network: {url}/");
     }
     let organizer = labboard::secrets::organizer_token(
@@ -47,7 +53,10 @@ async fn main() -> anyhow::Result<()> {
         &config.data_dir,
     )
     .with_context(|| format!("organizer token (data dir {})", config.data_dir.display()))?;
-    let base = labboard::urls::public_base_with(config.public_url.as_deref(), bound, scheme);
+    let base = match (&acme, config.public_url.as_deref()) {
+        (Some(acme), None) => labboard::urls::acme_base(&acme.domains[0], bound),
+        (_, configured) => labboard::urls::public_base_with(configured, bound, scheme),
+    };
     // The one place the organizer token is shown: like a notebook server's token URL, for the
     // person who started the server. The fragment never reaches a server log.
     println!("facilitators create labs at: {base}/new#organizer={organizer}");

@@ -15,7 +15,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio_rustls::TlsAcceptor;
 
 /// Why a certificate or key could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -159,16 +158,66 @@ impl CertStore {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// An acceptor whose handshakes always use the store's current certificate. HTTP/1.1 only
-    /// (the server speaks nothing else), announced by ALPN.
-    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, TlsError> {
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|err| TlsError::Setup(err.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(TlsAcceptor::from(Arc::new(config)))
+    /// The listener's TLS settings: every handshake uses the store's current certificate.
+    pub fn server_tls(self: &Arc<Self>) -> Result<ServerTls, TlsError> {
+        Ok(ServerTls {
+            default: server_config(Arc::clone(self) as Arc<dyn ResolvesServerCert>)?,
+            challenge: None,
+        })
+    }
+}
+
+/// A rustls server configuration answering with `resolver`'s certificate. HTTP/1.1 only (the
+/// server speaks nothing else), announced by ALPN.
+pub fn server_config(
+    resolver: Arc<dyn ResolvesServerCert>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| TlsError::Setup(err.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// What the listener needs to speak TLS: the configuration of ordinary handshakes and, with
+/// ACME, the one that answers the certificate authority's TLS-ALPN-01 validation handshakes.
+#[derive(Clone)]
+pub struct ServerTls {
+    default: Arc<rustls::ServerConfig>,
+    challenge: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("acme", &self.challenge.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// Settings with a validation configuration for TLS-ALPN-01 (see [`crate::acme`]).
+    pub fn with_challenge(
+        default: Arc<rustls::ServerConfig>,
+        challenge: Arc<rustls::ServerConfig>,
+    ) -> Self {
+        Self {
+            default,
+            challenge: Some(challenge),
+        }
+    }
+
+    /// The configuration for a handshake that opened with `hello`, and whether it is an ACME
+    /// validation (which serves nothing once the handshake is done).
+    pub fn config_for(&self, hello: &ClientHello<'_>) -> (Arc<rustls::ServerConfig>, bool) {
+        match &self.challenge {
+            Some(challenge) if rustls_acme::is_tls_alpn_challenge(hello) => {
+                (Arc::clone(challenge), true)
+            }
+            _ => (Arc::clone(&self.default), false),
+        }
     }
 }
 
@@ -235,7 +284,7 @@ mod tests {
         std::fs::copy(&other.key, &files.key).unwrap();
         store.reload().unwrap();
         assert_eq!(store.current().cert[0].as_ref(), other_der.as_slice());
-        assert!(store.acceptor().is_ok());
+        assert!(store.server_tls().is_ok());
     }
 
     #[test]

@@ -73,6 +73,15 @@ pub fn public_base_with(configured: Option<&str>, bound: SocketAddr, scheme: Sch
     format!("{scheme}://{bound}")
 }
 
+/// The base of join links with an ACME certificate for `domain`: `https://domain`, with the
+/// port unless it is 443.
+pub fn acme_base(domain: &str, bound: SocketAddr) -> String {
+    match bound.port() {
+        443 => format!("https://{domain}"),
+        port => format!("https://{domain}:{port}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +109,14 @@ mod tests {
         assert!(lan_urls_with(any, Scheme::Https)
             .iter()
             .all(|url| url.starts_with("https://")));
+        assert_eq!(
+            acme_base("lab.example.org", "0.0.0.0:443".parse().unwrap()),
+            "https://lab.example.org"
+        );
+        assert_eq!(
+            acme_base("lab.example.org", bound),
+            "https://lab.example.org:8443"
+        );
         // A configured public URL is the administrator's word, scheme included.
         assert_eq!(
             public_base_with(Some("https://lab.example.org/"), bound, Scheme::Https),

@@ -456,6 +456,9 @@ async fn start_failure(data_dir: &Path, args: &[&std::ffi::OsStr]) -> (bool, Str
         .env("LABBOARD_ADMIN_TOKEN", TEST_ORGANIZER_TOKEN)
         .env_remove("LABBOARD_TLS_CERT")
         .env_remove("LABBOARD_TLS_KEY")
+        .env_remove("LABBOARD_ACME_DOMAIN")
+        .env_remove("LABBOARD_ACME_CONTACT")
+        .env_remove("LABBOARD_ACME_STAGING")
         .args(["--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
@@ -512,4 +515,41 @@ async fn bad_tls_files_stop_the_start_with_the_file_named() {
         "{stderr}"
     );
     assert!(!data.exists(), "nothing was created before the check");
+}
+
+#[tokio::test]
+async fn bad_acme_flags_stop_the_start_with_a_clear_message() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let data = data.path().join("data");
+    let flag = |text: &'static str| std::ffi::OsStr::new(text);
+
+    let (ok, stderr) = start_failure(&data, &[flag("--acme-domain"), flag("192.168.1.20")]).await;
+    assert!(!ok && stderr.contains("IP address"), "{stderr}");
+
+    let (ok, stderr) = start_failure(
+        &data,
+        &[
+            flag("--acme-domain"),
+            flag("labboard.example.org"),
+            flag("--acme-contact"),
+            flag("it@example.org"),
+        ],
+    )
+    .await;
+    assert!(!ok && stderr.contains("mailto:"), "{stderr}");
+
+    let (ok, stderr) = start_failure(
+        &data,
+        &[
+            flag("--acme-domain"),
+            flag("labboard.example.org"),
+            flag("--tls-cert"),
+            flag("c.pem"),
+            flag("--tls-key"),
+            flag("k.pem"),
+        ],
+    )
+    .await;
+    assert!(!ok && stderr.contains("--tls-cert"), "{stderr}");
+    assert!(!data.exists(), "nothing was created");
 }
