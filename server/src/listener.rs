@@ -634,6 +634,115 @@ mod tests {
         assert_eq!(backoff.failed(&err), ACCEPT_BACKOFF_FIRST);
     }
 
+    /// A self-signed certificate for `name`, as a resolver, and its DER to trust in a client.
+    fn self_signed(
+        name: &str,
+    ) -> (
+        Arc<dyn rustls::server::ResolvesServerCert>,
+        rustls::pki_types::CertificateDer<'static>,
+    ) {
+        let cert = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let der = cert.cert.der().clone();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let provider = rustls::crypto::ring::default_provider();
+        let certified =
+            rustls::sign::CertifiedKey::from_der(vec![der.clone()], key, &provider).unwrap();
+        (
+            Arc::new(rustls::sign::SingleCertAndKey::from(certified)),
+            der,
+        )
+    }
+
+    /// A TLS client trusting `root` only and offering `alpn`.
+    async fn tls_client(
+        addr: SocketAddr,
+        root: rustls::pki_types::CertificateDer<'static>,
+        name: &'static str,
+        alpn: &[u8],
+    ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(root).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let tcp = TcpStream::connect(addr).await?;
+        let name = rustls::pki_types::ServerName::try_from(name).unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_acme_validation_handshake_gets_the_challenge_certificate_and_no_http() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (default_resolver, default_der) = self_signed("board.example.org");
+        let (challenge_resolver, challenge_der) = self_signed("challenge.example.org");
+        let default = crate::tls::server_config(default_resolver).unwrap();
+        let mut challenge = (*crate::tls::server_config(challenge_resolver).unwrap()).clone();
+        challenge.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+        let tls = ServerTls::with_challenge(default, Arc::new(challenge));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 16,
+            max_connections_per_address: 16,
+        };
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let server = tokio::spawn(serve_with_tls(
+            listener,
+            router,
+            limits,
+            Some(tls),
+            stop.clone(),
+            tracker.clone(),
+        ));
+
+        // The validation handshake: the challenge certificate, then the connection closes
+        // without serving a request.
+        let mut validation =
+            tls_client(addr, challenge_der, "challenge.example.org", b"acme-tls/1")
+                .await
+                .unwrap();
+        assert_eq!(
+            validation.get_ref().1.alpn_protocol(),
+            Some(&b"acme-tls/1"[..])
+        );
+        let _ = validation
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut answer = Vec::new();
+        let _ = validation.read_to_end(&mut answer).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+
+        // An ordinary client: the default certificate and the routes.
+        let mut client = tls_client(addr, default_der, "board.example.org", b"http/1.1")
+            .await
+            .unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("hello"), "{answer}");
+
+        stop.cancel();
+        server.await.unwrap();
+        tracker.close();
+        tracker.wait().await;
+    }
+
     #[test]
     fn the_refusal_is_a_complete_json_answer() {
         let response = String::from_utf8(Refusal::Total.response()).unwrap();
