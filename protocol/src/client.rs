@@ -347,12 +347,34 @@ impl Client {
         peer_id: PeerId,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let (ws, server_peer_id) = tokio::time::timeout(timeout, handshake(url, &peer_id))
-            .await
-            .map_err(|_| ClientError::HandshakeTimeout {
-                url: url.to_owned(),
-                timeout,
-            })??;
+        Self::connect_via(url, peer_id, timeout, None).await
+    }
+
+    /// [`Client::connect`] to a `wss://` URL, trusting the certificates `tls` trusts (e.g. a
+    /// test CA). Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub async fn connect_with_tls(
+        url: &str,
+        peer_id: PeerId,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Client, ClientError> {
+        let connector = tokio_tungstenite::Connector::Rustls(tls);
+        Self::connect_via(url, peer_id, CONNECT_TIMEOUT, Some(connector)).await
+    }
+
+    async fn connect_via(
+        url: &str,
+        peer_id: PeerId,
+        timeout: Duration,
+        connector: Option<tokio_tungstenite::Connector>,
+    ) -> Result<Client, ClientError> {
+        let (ws, server_peer_id) =
+            tokio::time::timeout(timeout, handshake(url, &peer_id, connector))
+                .await
+                .map_err(|_| ClientError::HandshakeTimeout {
+                    url: url.to_owned(),
+                    timeout,
+                })??;
         debug!(%peer_id, server_peer_id = %server_peer_id, "joined");
 
         let (wake_tx, wake_rx) = mpsc::channel(1);
@@ -585,8 +607,29 @@ fn random_session_id() -> String {
         .collect()
 }
 
+/// Opens the WebSocket, over TLS with `connector`'s settings when it has some.
+async fn dial(
+    url: &str,
+    connector: Option<tokio_tungstenite::Connector>,
+) -> Result<(Ws, tungstenite::handshake::client::Response), tungstenite::Error> {
+    #[cfg(feature = "tls")]
+    {
+        tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector).await
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        // Without the `tls` feature only the plain connector exists.
+        let _ = connector;
+        tokio_tungstenite::connect_async(url).await
+    }
+}
+
 /// Dials, sends `join` and waits for `peer`; returns the socket and the server's peer id.
-async fn handshake(url: &str, peer_id: &PeerId) -> Result<(Ws, PeerId), ClientError> {
+async fn handshake(
+    url: &str,
+    peer_id: &PeerId,
+    connector: Option<tokio_tungstenite::Connector>,
+) -> Result<(Ws, PeerId), ClientError> {
     let connect_error = |source| ClientError::Connect {
         url: url.to_owned(),
         source: Box::new(source),
@@ -595,9 +638,7 @@ async fn handshake(url: &str, peer_id: &PeerId) -> Result<(Ws, PeerId), ClientEr
         url: url.to_owned(),
         reason,
     };
-    let (mut ws, _response) = tokio_tungstenite::connect_async(url)
-        .await
-        .map_err(connect_error)?;
+    let (mut ws, _response) = dial(url, connector).await.map_err(connect_error)?;
     let join = Message::Join {
         sender_id: peer_id.clone(),
         peer_metadata: Some(PeerMetadata {

@@ -114,6 +114,43 @@ pub struct Config {
     /// those headers are ignored.
     #[arg(long, env = "LABBOARD_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_address_range)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
+
+    /// PEM certificate chain (leaf first) for HTTPS and WSS on `--listen`. Needs --tls-key.
+    /// Both files are read again on SIGHUP; a broken file keeps the current certificate.
+    #[arg(long, env = "LABBOARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert. Keep it readable by the
+    /// server's user only.
+    #[arg(long, env = "LABBOARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Public DNS name to get a certificate for with ACME (Let's Encrypt, TLS-ALPN-01), e.g.
+    /// `labboard.district.example.org`; repeat for more names. The name must reach this server
+    /// on port 443. Account and certificates are kept in `<data-dir>/acme`.
+    #[arg(
+        long,
+        env = "LABBOARD_ACME_DOMAIN",
+        value_delimiter = ',',
+        value_parser = crate::acme::parse_domain,
+        conflicts_with_all = ["tls_cert", "tls_key"]
+    )]
+    pub acme_domain: Vec<String>,
+
+    /// Contact for the ACME account, `mailto:it@district.example.org`; repeatable.
+    #[arg(
+        long,
+        env = "LABBOARD_ACME_CONTACT",
+        value_delimiter = ',',
+        value_parser = crate::acme::parse_contact,
+        requires = "acme_domain"
+    )]
+    pub acme_contact: Vec<String>,
+
+    /// Use Let's Encrypt's staging service (certificates phones do not trust; for trying the
+    /// setup without its rate limits).
+    #[arg(long, env = "LABBOARD_ACME_STAGING", requires = "acme_domain")]
+    pub acme_staging: bool,
 }
 
 /// The format of the log lines (`--log-format`).
@@ -142,6 +179,12 @@ pub struct Deprecated {
 pub const TEST_ORGANIZER_TOKEN: &str = "test-organizer-token";
 
 impl Config {
+    /// The TLS files, when HTTPS is on; an error if only one of the two is set (possible when
+    /// the configuration is built in code rather than parsed).
+    pub fn tls_files(&self) -> Result<Option<crate::tls::TlsFiles>, crate::tls::TlsError> {
+        crate::tls::files_of(self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
+
     /// Parses `args` (the program name first) with the environment as fallback, and lists the
     /// deprecated forms used, which the caller logs once logging is set up.
     pub fn try_from_args<I, T>(args: I) -> Result<(Self, Vec<Deprecated>), clap::Error>
@@ -187,6 +230,11 @@ impl Config {
             max_lab_photo_bytes: DEFAULT_MAX_LAB_PHOTO_BYTES,
             log_format: LogFormat::Text,
             trusted_proxy: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            acme_domain: Vec::new(),
+            acme_contact: Vec::new(),
+            acme_staging: false,
         }
     }
 }
@@ -326,6 +374,75 @@ mod tests {
 
         let both = ["labboard", "--admin-token", "x", "--admin-token-file", "f"];
         assert!(Config::try_from_args(both).is_err());
+    }
+
+    #[test]
+    fn the_tls_files_come_together() {
+        let config =
+            Config::try_parse_from(["labboard", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+                .unwrap();
+        assert_eq!(config.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(config.tls_key, Some(PathBuf::from("k.pem")));
+        for args in [
+            ["labboard", "--tls-cert", "c.pem"],
+            ["labboard", "--tls-key", "k.pem"],
+        ] {
+            let err = Config::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains("--tls-"), "{err}");
+        }
+        let config = Config::try_parse_from(["labboard"]).unwrap();
+        assert_eq!((config.tls_cert, config.tls_key), (None, None));
+    }
+
+    #[test]
+    fn acme_flags_parse_and_check() {
+        let config = Config::try_parse_from([
+            "labboard",
+            "--acme-domain",
+            "labboard.example.org",
+            "--acme-domain",
+            "Board.Example.org.",
+            "--acme-contact",
+            "mailto:it@example.org",
+            "--acme-staging",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.acme_domain,
+            ["labboard.example.org", "board.example.org"]
+        );
+        assert_eq!(config.acme_contact, ["mailto:it@example.org"]);
+        assert!(config.acme_staging);
+        let config = Config::try_parse_from(["labboard"]).unwrap();
+        assert!(config.acme_domain.is_empty() && !config.acme_staging);
+
+        let refused: [&[&str]; 8] = [
+            &["labboard", "--acme-domain", "192.168.1.20"],
+            &["labboard", "--acme-domain", "*.example.org"],
+            &["labboard", "--acme-domain", "https://example.org"],
+            &["labboard", "--acme-domain", "localhost"],
+            &[
+                "labboard",
+                "--acme-domain",
+                "a.example.org",
+                "--acme-contact",
+                "it@example.org",
+            ],
+            &["labboard", "--acme-contact", "mailto:it@example.org"],
+            &["labboard", "--acme-staging"],
+            &[
+                "labboard",
+                "--acme-domain",
+                "a.example.org",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+            ],
+        ];
+        for args in refused {
+            assert!(Config::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

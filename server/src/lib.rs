@@ -34,6 +34,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub mod access;
+pub mod acme;
 pub mod api;
 pub mod backup;
 pub(crate) mod boardread;
@@ -54,6 +55,7 @@ pub mod record;
 pub mod registry;
 pub mod secrets;
 pub mod storage;
+pub mod tls;
 pub mod urls;
 pub mod web;
 pub mod zipfile;
@@ -94,6 +96,8 @@ pub enum ServerError {
     },
     #[error("reading the listening address: {0}")]
     Listener(#[from] std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Connection-level settings taken from the configuration.
@@ -142,10 +146,26 @@ pub struct AppState {
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then shuts down gracefully: connections
-/// get a Close frame, document actors write their snapshots, storage is closed.
+/// get a Close frame, document actors write their snapshots, storage is closed. With
+/// `--tls-cert`/`--tls-key` it serves HTTPS, loading the files here.
 pub async fn run(
     listener: TcpListener,
     config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let certs = match config.tls_files()? {
+        Some(files) => Some(tls::CertStore::open(files)?),
+        None => None,
+    };
+    run_with_tls(listener, config, certs, shutdown).await
+}
+
+/// [`run`] with the certificate store already opened (by the binary, which reloads it on
+/// SIGHUP); `None` serves plain HTTP.
+pub async fn run_with_tls(
+    listener: TcpListener,
+    config: Config,
+    certs: Option<Arc<tls::CertStore>>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let store = SqliteStorage::open(&config.data_dir).map_err(|source| ServerError::Storage {
@@ -168,9 +188,26 @@ pub async fn run(
     })?;
     let store: Arc<dyn Storage> = Arc::new(store);
     remove_orphans(&labs, store.as_ref()).await?;
-    let public_base = urls::public_base(config.public_url.as_deref(), listener.local_addr()?);
+    let bound = listener.local_addr()?;
     let limits = http_limits(&config);
     let tracker = TaskTracker::new();
+    let acme = acme::AcmeSettings::of(&config);
+    let server_tls = match (&certs, &acme) {
+        (Some(certs), _) => Some(certs.server_tls()?),
+        (None, Some(acme)) => Some(acme::start(
+            acme,
+            &config.data_dir,
+            &tracker,
+            shutdown.child_token(),
+        )?),
+        (None, None) => None,
+    };
+    let public_base = match (&acme, config.public_url.as_deref()) {
+        (Some(acme), None) => urls::acme_base(&acme.domains[0], bound),
+        (_, configured) => {
+            urls::public_base_with(configured, bound, urls::Scheme::of(server_tls.is_some()))
+        }
+    };
     let server_peer = PeerId::new(format!(
         "labboard-{}",
         store.storage_id().split('-').next().unwrap_or("server")
@@ -236,6 +273,7 @@ pub async fn run(
         header_read_timeout = ?limits.header_read_timeout,
         max_connections = limits.max_connections,
         max_connections_per_address = limits.max_connections_per_address,
+        tls = server_tls.is_some(),
         "server ready"
     );
 
@@ -255,10 +293,11 @@ pub async fn run(
         ));
     }
 
-    listener::serve(
+    listener::serve_with_tls(
         listener,
         router(Arc::clone(&app)),
         limits,
+        server_tls,
         shutdown.clone(),
         tracker.clone(),
     )

@@ -8,6 +8,10 @@
 //! - **Header-read timeout.** hyper closes a connection whose request head has not fully
 //!   arrived within the configured time. The clock starts whenever the connection waits for a
 //!   head, so it also bounds how long an idle keep-alive connection stays open.
+//! - **TLS.** With `--tls-cert`/`--tls-key` each admitted connection first completes a rustls
+//!   handshake, within the header-read timeout and inside its place under the caps. A plain
+//!   HTTP request on that port gets a short `400` naming `https://`; a failed handshake closes
+//!   only its own connection.
 //! - **Accept errors.** Running out of file descriptors (`EMFILE`, `ENFILE`) or buffers is logged
 //!   once and retried after a growing pause, instead of spinning on the error.
 //! - **Shutdown.** When the token fires the listener closes, idle connections close, and a
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::tls::ServerTls;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -29,6 +34,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -91,6 +98,21 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    serve_with_tls(listener, router, limits, None, shutdown, tracker).await;
+}
+
+/// [`serve`], speaking HTTPS when `tls` is given. The TLS handshake happens inside the
+/// connection's place under the caps and must finish within the header-read timeout; a plain
+/// HTTP request is answered with a `400` naming `https://`, and a failed handshake only closes
+/// its own connection.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    tls: Option<ServerTls>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let caps = Arc::new(ConnCaps::new(
         limits.max_connections,
         limits.max_connections_per_address,
@@ -129,31 +151,29 @@ pub async fn serve(
                 continue;
             }
         };
-        let io = TokioIo::new(Admitted {
+        let admitted = Admitted {
             stream,
             _admission: admission,
-        });
+        };
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            // What `into_make_service_with_connect_info` gives handlers.
-            request.extensions_mut().insert(ConnectInfo(remote));
-            router.clone().oneshot(request)
-        });
-        let connection = http.serve_connection(io, service).with_upgrades();
+        let http = http.clone();
         let stop = shutdown.clone();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_read_timeout;
         tracker.spawn(
             async move {
-                tokio::pin!(connection);
-                let served = tokio::select! {
-                    served = connection.as_mut() => served,
-                    () = stop.cancelled() => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
+                match tls {
+                    None => serve_http(http, admitted, router, remote, stop).await,
+                    Some(tls) => {
+                        let handshake = tls_handshake(tls, admitted, handshake_timeout);
+                        let secured = tokio::select! {
+                            secured = handshake => secured,
+                            () = stop.cancelled() => return,
+                        };
+                        if let Some(secured) = secured {
+                            serve_http(http, secured, router, remote, stop).await;
+                        }
                     }
-                };
-                if let Err(err) = served {
-                    // Header timeouts and clients that hang up land here; routine, so debug.
-                    tracing::debug!(error = %err, "http connection ended with an error");
                 }
             }
             .instrument(tracing::debug_span!("http_conn", remote = %remote)),
@@ -161,6 +181,124 @@ pub async fn serve(
     }
     tracing::debug!("stopped accepting connections");
 }
+
+/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `stop` fires.
+async fn serve_http<S>(
+    http: hyper::server::conn::http1::Builder,
+    stream: S,
+    router: Router,
+    remote: SocketAddr,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        // What `into_make_service_with_connect_info` gives handlers.
+        request.extensions_mut().insert(ConnectInfo(remote));
+        router.clone().oneshot(request)
+    });
+    let connection = http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = served {
+        // Header timeouts and clients that hang up land here; routine, so debug.
+        tracing::debug!(error = %err, "http connection ended with an error");
+    }
+}
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The answer to a plain HTTP request on the HTTPS port.
+const PLAIN_HTTP_ON_TLS_PORT: &str =
+    "This port speaks HTTPS only: open the address with https:// instead of http://.\n";
+
+/// Completes the server side of a TLS handshake within `timeout`. A connection that starts
+/// with anything but a TLS record (a plain HTTP request, typically) gets a short `400` in
+/// plain text instead; a failed or slow handshake is logged at debug and closed. An ACME
+/// validation handshake is completed and closed: it serves no request.
+async fn tls_handshake(
+    tls: ServerTls,
+    mut admitted: Admitted,
+    timeout: Duration,
+) -> Option<TlsStream<Admitted>> {
+    let attempt = async {
+        let mut first = [0_u8; 1];
+        let peeked = admitted.stream.peek(&mut first).await?;
+        if peeked == 1 && first[0] != TLS_HANDSHAKE_RECORD {
+            answer_plain_http(&mut admitted).await;
+            return Ok::<_, io::Error>(None);
+        }
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), admitted).await?;
+        let (config, validation) = tls.config_for(&start.client_hello());
+        let mut stream = start.into_stream(config).await?;
+        if validation {
+            tracing::info!("answered an ACME TLS-ALPN-01 validation handshake");
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+            return Ok(None);
+        }
+        Ok(Some(stream))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(secured)) => secured,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(?timeout, "TLS handshake did not finish in time");
+            None
+        }
+    }
+}
+
+/// Reads what a plain HTTP client sent (up to a bound) and answers `400`, then closes.
+async fn answer_plain_http(admitted: &mut Admitted) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Read the request head the client has sent so far, so that closing does not reset the
+    // connection before the client reads the answer.
+    let mut scratch = [0_u8; 1024];
+    let mut drained = 0;
+    while drained < REFUSAL_DRAIN_BYTES {
+        let read = tokio::select! {
+            read = admitted.stream.read(&mut scratch) => read,
+            () = tokio::time::sleep(PLAIN_HTTP_DRAIN_WAIT) => break,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(read) => {
+                drained += read;
+                if scratch[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\n\
+         content-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\n\
+         x-content-type-options: nosniff\r\n\
+         connection: close\r\n\r\n{PLAIN_HTTP_ON_TLS_PORT}",
+        PLAIN_HTTP_ON_TLS_PORT.len()
+    );
+    if let Err(err) = admitted.stream.write_all(response.as_bytes()).await {
+        tracing::debug!(error = %err, "could not answer a plain HTTP request on the HTTPS port");
+    }
+    let _ = admitted.stream.shutdown().await;
+}
+
+/// How long a plain HTTP request on the HTTPS port may pause between its parts before it is
+/// answered anyway.
+const PLAIN_HTTP_DRAIN_WAIT: Duration = Duration::from_millis(200);
 
 /// Errors of `accept` that concern one connection only; the next `accept` can succeed at once.
 fn is_connection_error(err: &io::Error) -> bool {
@@ -494,6 +632,115 @@ mod tests {
         assert_eq!(*pauses.last().unwrap(), ACCEPT_BACKOFF_MAX);
         backoff.succeeded();
         assert_eq!(backoff.failed(&err), ACCEPT_BACKOFF_FIRST);
+    }
+
+    /// A self-signed certificate for `name`, as a resolver, and its DER to trust in a client.
+    fn self_signed(
+        name: &str,
+    ) -> (
+        Arc<dyn rustls::server::ResolvesServerCert>,
+        rustls::pki_types::CertificateDer<'static>,
+    ) {
+        let cert = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let der = cert.cert.der().clone();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let provider = rustls::crypto::ring::default_provider();
+        let certified =
+            rustls::sign::CertifiedKey::from_der(vec![der.clone()], key, &provider).unwrap();
+        (
+            Arc::new(rustls::sign::SingleCertAndKey::from(certified)),
+            der,
+        )
+    }
+
+    /// A TLS client trusting `root` only and offering `alpn`.
+    async fn tls_client(
+        addr: SocketAddr,
+        root: rustls::pki_types::CertificateDer<'static>,
+        name: &'static str,
+        alpn: &[u8],
+    ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(root).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let tcp = TcpStream::connect(addr).await?;
+        let name = rustls::pki_types::ServerName::try_from(name).unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_acme_validation_handshake_gets_the_challenge_certificate_and_no_http() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (default_resolver, default_der) = self_signed("board.example.org");
+        let (challenge_resolver, challenge_der) = self_signed("challenge.example.org");
+        let default = crate::tls::server_config(default_resolver).unwrap();
+        let mut challenge = (*crate::tls::server_config(challenge_resolver).unwrap()).clone();
+        challenge.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+        let tls = ServerTls::with_challenge(default, Arc::new(challenge));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 16,
+            max_connections_per_address: 16,
+        };
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let server = tokio::spawn(serve_with_tls(
+            listener,
+            router,
+            limits,
+            Some(tls),
+            stop.clone(),
+            tracker.clone(),
+        ));
+
+        // The validation handshake: the challenge certificate, then the connection closes
+        // without serving a request.
+        let mut validation =
+            tls_client(addr, challenge_der, "challenge.example.org", b"acme-tls/1")
+                .await
+                .unwrap();
+        assert_eq!(
+            validation.get_ref().1.alpn_protocol(),
+            Some(&b"acme-tls/1"[..])
+        );
+        let _ = validation
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut answer = Vec::new();
+        let _ = validation.read_to_end(&mut answer).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+
+        // An ordinary client: the default certificate and the routes.
+        let mut client = tls_client(addr, default_der, "board.example.org", b"http/1.1")
+            .await
+            .unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("hello"), "{answer}");
+
+        stop.cancel();
+        server.await.unwrap();
+        tracker.close();
+        tracker.wait().await;
     }
 
     #[test]

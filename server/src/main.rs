@@ -1,5 +1,5 @@
 //! The `labboard` binary: parse the configuration, start logging, bind, and serve until SIGINT
-//! or SIGTERM.
+//! or SIGTERM. With TLS on, SIGHUP reloads the certificate and key.
 
 use anyhow::Context;
 use labboard::config::LogFormat;
@@ -32,13 +32,25 @@ async fn main() -> anyhow::Result<()> {
         .data_dir
         .join(labboard::storage::sqlite::DB_FILE)
         .exists();
+    // Before binding: a missing or broken certificate stops the start with the file's name.
+    let certs = match config.tls_files()? {
+        Some(files) => Some(labboard::tls::CertStore::open(files)?),
+        None => None,
+    };
+    let acme = labboard::acme::AcmeSettings::of(&config);
+    let scheme = labboard::urls::Scheme::of(certs.is_some() || acme.is_some());
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     // Tests and scripts read this first line to find the port.
-    println!("labboard listening on http://{bound}");
-    for url in labboard::urls::lan_urls(bound) {
+    println!("labboard listening on {}://{bound}", scheme.as_str());
+    let phone_urls = match &acme {
+        // The certificate is for the domain names, not for this machine's addresses.
+        Some(acme) => vec![labboard::urls::acme_base(&acme.domains[0], bound)],
+        None => labboard::urls::lan_urls_with(bound, scheme),
+    };
+    for url in phone_urls {
         println!("open on a phone on this network: {url}/");
     }
     let organizer = labboard::secrets::load_or_create_organizer_token(
@@ -47,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
         &config.data_dir,
     )
     .with_context(|| format!("organizer token (data dir {})", config.data_dir.display()))?;
-    let base = labboard::urls::public_base(config.public_url.as_deref(), bound);
+    let base = match (&acme, config.public_url.as_deref()) {
+        (Some(acme), None) => labboard::urls::acme_base(&acme.domains[0], bound),
+        (_, configured) => labboard::urls::public_base_with(configured, bound, scheme),
+    };
     // The organizer link is shown on stdout, never through the logger, and on the first start
     // only, so that it does not land in a system journal at every start. The fragment never
     // reaches a server log.
@@ -70,7 +85,14 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    labboard::run(listener, config, shutdown)
+    #[cfg(unix)]
+    if let Some(certs) = &certs {
+        tokio::spawn(reload_on_hangup(
+            std::sync::Arc::clone(certs),
+            shutdown.clone(),
+        ));
+    }
+    labboard::run_with_tls(listener, config, certs, shutdown)
         .await
         .context("running the server")
 }
@@ -103,6 +125,32 @@ fn print_organizer_url(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
         .unwrap_or_else(|err| err.exit());
     println!("{}", labboard::organizer::organizer_url(&args)?);
     Ok(())
+}
+
+/// Reads the TLS certificate and key again at every SIGHUP, until shutdown.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    certs: std::sync::Arc<labboard::tls::CertStore>,
+    shutdown: CancellationToken,
+) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP; the TLS certificate is not reloaded without a restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = hangup.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                certs.reload_and_log();
+            }
+        }
+    }
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

@@ -28,6 +28,14 @@ pub struct OrganizerUrlArgs {
     #[arg(long, env = "LABBOARD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// The server's certificate, as given to it: the link then starts with `https://`.
+    #[arg(long, env = "LABBOARD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The server's ACME domain names, as given to it: the link is on the first one.
+    #[arg(long, env = "LABBOARD_ACME_DOMAIN", value_delimiter = ',')]
+    pub acme_domain: Vec<String>,
+
     /// File holding the organizer token, as given to the server.
     #[arg(long, env = "LABBOARD_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
@@ -64,7 +72,15 @@ pub fn organizer_url(args: &OrganizerUrlArgs) -> anyhow::Result<String> {
             args.data_dir.display()
         )
     })?;
-    let base = crate::urls::public_base(args.public_url.as_deref(), args.listen);
+    // The same base the server prints at start.
+    let base = match (args.acme_domain.first(), args.public_url.as_deref()) {
+        (Some(domain), None) => crate::urls::acme_base(domain, args.listen),
+        (acme, configured) => crate::urls::public_base_with(
+            configured,
+            args.listen,
+            crate::urls::Scheme::of(args.tls_cert.is_some() || acme.is_some()),
+        ),
+    };
     Ok(crate::urls::organizer_link(&base, &token))
 }
 
@@ -96,6 +112,36 @@ mod tests {
         assert_eq!(
             organizer_url(&args).unwrap(),
             format!("http://lab.local:8080/new#organizer={token}")
+        );
+    }
+
+    #[test]
+    fn the_link_is_https_when_the_server_serves_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let token = crate::secrets::organizer_token(None, None, &data).unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "labboard organizer-url",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:8443",
+            ];
+            args.extend_from_slice(extra);
+            OrganizerUrlArgs::try_parse_from(args).unwrap()
+        };
+        assert_eq!(
+            organizer_url(&parse(&["--tls-cert", "server.crt"])).unwrap(),
+            format!("https://127.0.0.1:8443/new#organizer={token}")
+        );
+        assert_eq!(
+            organizer_url(&parse(&["--acme-domain", "labboard.example.org"])).unwrap(),
+            format!("https://labboard.example.org:8443/new#organizer={token}")
+        );
+        assert_eq!(
+            organizer_url(&parse(&[])).unwrap(),
+            format!("http://127.0.0.1:8443/new#organizer={token}")
         );
     }
 }

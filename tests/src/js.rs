@@ -106,6 +106,17 @@ impl JsPeer {
         peer_id: &str,
         retry_ms: u64,
     ) -> anyhow::Result<JsPeer> {
+        Self::spawn_with_env(url, peer_id, retry_ms, &[]).await
+    }
+
+    /// Like [`JsPeer::spawn_with_retry`] with extra environment variables for the node
+    /// process, e.g. `NODE_EXTRA_CA_CERTS` to trust a test CA for `wss://`.
+    pub async fn spawn_with_env(
+        url: &str,
+        peer_id: &str,
+        retry_ms: u64,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> anyhow::Result<JsPeer> {
         ensure_installed()?;
         let dir = js_dir();
         let node = std::env::var(NODE_ENV).unwrap_or_else(|_| "node".to_owned());
@@ -113,6 +124,7 @@ impl JsPeer {
             .arg(dir.join("peer.mjs"))
             .args(["--url", url, "--peer-id", peer_id, "--retry-ms"])
             .arg(retry_ms.to_string())
+            .envs(env.iter().copied())
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

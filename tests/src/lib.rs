@@ -348,7 +348,10 @@ impl ServerProcess {
         let mut lines = BufReader::new(stdout).lines();
         let addr = tokio::time::timeout(WAIT, async {
             while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("labboard listening on http://") {
+                let rest = line
+                    .strip_prefix("labboard listening on http://")
+                    .or_else(|| line.strip_prefix("labboard listening on https://"));
+                if let Some(rest) = rest {
                     return Ok(rest.trim().parse::<SocketAddr>()?);
                 }
             }
@@ -707,16 +710,19 @@ pub async fn http_with_headers(
     http_over(stream, addr, method, path, auth, headers, body).await
 }
 
-/// One request over a connected `stream`, which is then closed.
-async fn http_over(
-    mut stream: TcpStream,
+/// One request over a connected `stream` (plain TCP or TLS), which is then closed.
+pub async fn http_over<S>(
+    mut stream: S,
     addr: SocketAddr,
     method: &str,
     path: &str,
     auth: Option<&str>,
     extra_headers: &[(&str, &str)],
     body: Option<&[u8]>,
-) -> HttpResponse {
+) -> HttpResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(token) = auth {
