@@ -97,6 +97,12 @@ pub struct Config {
     /// Most bytes the photos of one lab may take in all. An upload past it gets a 507.
     #[arg(long, env = "LABBOARD_MAX_LAB_PHOTO_BYTES", default_value_t = DEFAULT_MAX_LAB_PHOTO_BYTES, value_parser = parse_byte_count)]
     pub max_lab_photo_bytes: u64,
+
+    /// Serve `GET /metrics` (and `/readyz`) without a token on this separate address, e.g.
+    /// `127.0.0.1:9090`, for a Prometheus on this machine or a private network. Without it,
+    /// `/metrics` is on the main address and needs the organizer token.
+    #[arg(long, env = "LABBOARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Default of `--max-photo-bytes`: 4 MiB.
@@ -159,6 +165,7 @@ impl Config {
             retention: None,
             max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
             max_lab_photo_bytes: DEFAULT_MAX_LAB_PHOTO_BYTES,
+            metrics_listen: None,
         }
     }
 }

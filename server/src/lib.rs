@@ -40,6 +40,7 @@ pub mod export;
 pub mod ingest;
 pub mod labs;
 pub mod listener;
+pub mod ops;
 pub mod outbox;
 pub mod photometa;
 pub mod photos;
@@ -83,6 +84,12 @@ pub enum ServerError {
     #[error("reading or creating the organizer token in {dir}: {source}")]
     OrganizerToken {
         dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listening for metrics on {addr}: {source}")]
+    MetricsListener {
+        addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -131,6 +138,8 @@ pub struct AppState {
     tracker: TaskTracker,
     next_conn: AtomicU64,
     pub connections: AtomicUsize,
+    /// The `/readyz` probe's state.
+    pub readiness: ops::Readiness,
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then shuts down gracefully: connections
@@ -158,6 +167,7 @@ pub async fn run(
         dir: config.data_dir.display().to_string(),
         source,
     })?;
+    let store_path = store.path().to_path_buf();
     let store: Arc<dyn Storage> = Arc::new(store);
     remove_orphans(&labs, store.as_ref()).await?;
     let public_base = urls::public_base(config.public_url.as_deref(), listener.local_addr()?);
@@ -192,11 +202,13 @@ pub async fn run(
         },
         conns: ConnTable::default(),
         organizer_token_hash: secrets::hash(&organizer_token),
-        join_limiter: FailureLimiter::new(api::MAX_FAILED_ATTEMPTS, api::FAILED_ATTEMPT_WINDOW),
+        join_limiter: FailureLimiter::new(api::MAX_FAILED_ATTEMPTS, api::FAILED_ATTEMPT_WINDOW)
+            .counting(ops::metrics().rate_limited_counter(ops::Limiter::Join)),
         facilitate_limiter: FailureLimiter::new(
             api::MAX_FAILED_ATTEMPTS,
             api::FAILED_ATTEMPT_WINDOW,
-        ),
+        )
+        .counting(ops::metrics().rate_limited_counter(ops::Limiter::Facilitate)),
         public_base,
         server_peer,
         storage_id: store.storage_id().to_owned(),
@@ -211,6 +223,7 @@ pub async fn run(
         tracker: tracker.clone(),
         next_conn: AtomicU64::new(1),
         connections: AtomicUsize::new(0),
+        readiness: ops::Readiness::new(store_path.as_path()),
     });
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -238,9 +251,28 @@ pub async fn run(
         ));
     }
 
+    let metrics_router = match config.metrics_listen {
+        Some(addr) => {
+            let metrics_listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::MetricsListener { addr, source })?;
+            let bound = metrics_listener.local_addr()?;
+            // Tests and scripts read this line to find the metrics port.
+            println!("labboard metrics on http://{bound}/metrics");
+            tracing::info!(%bound, "metrics served without a token on a separate address");
+            tracker.spawn(serve_metrics(
+                metrics_listener,
+                Arc::clone(&app),
+                shutdown.clone(),
+            ));
+            false
+        }
+        None => true,
+    };
+
     listener::serve(
         listener,
-        router(Arc::clone(&app)),
+        router_with(Arc::clone(&app), metrics_router),
         limits,
         shutdown.clone(),
         tracker.clone(),
@@ -331,17 +363,45 @@ impl AppState {
     }
 }
 
-/// The HTTP routes.
+/// Serves `/metrics` without a token, and `/readyz`, on the `--metrics-listen` address until
+/// `shutdown` fires.
+async fn serve_metrics(listener: TcpListener, app: Arc<AppState>, shutdown: CancellationToken) {
+    let routes = Router::new()
+        .route("/metrics", get(ops::metrics_open))
+        .route("/readyz", get(ops::readyz))
+        .with_state(app);
+    if let Err(err) = axum::serve(listener, routes)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %err, "the metrics listener failed");
+    }
+}
+
+/// The HTTP routes, with `/metrics` behind the organizer token.
 pub fn router(app: Arc<AppState>) -> Router {
-    Router::new()
+    router_with(app, true)
+}
+
+/// The HTTP routes; `/metrics` (behind the organizer token) only if `with_metrics`.
+fn router_with(app: Arc<AppState>, with_metrics: bool) -> Router {
+    let routes = Router::new()
         .route("/sync", get(sync_socket))
         .route("/healthz", get(health))
+        .route("/readyz", get(ops::readyz));
+    let routes = if with_metrics {
+        routes.route("/metrics", get(ops::metrics_with_token))
+    } else {
+        routes
+    };
+    routes
         .merge(api::routes())
         // Photos have their own body limit, not the API's.
         .merge(api::photo_routes(app.photo_limits.max_photo_bytes))
         .merge(web::routes())
         // After every route: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(ops::track_http))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {
@@ -424,7 +484,10 @@ async fn sync_socket(
         .max_frame_size(limit)
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .write_buffer_size(WS_WRITE_BUFFER_BYTES)
-        .on_failed_upgrade(|err| tracing::warn!(error = %err, "websocket upgrade failed"))
+        .on_failed_upgrade(|err| {
+            ops::metrics().error(ops::ErrorKind::WebsocketUpgrade);
+            tracing::warn!(error = %err, "websocket upgrade failed");
+        })
         .on_upgrade(move |socket| {
             tracker.track_future(
                 connection::serve_socket(socket, app, conn_id, grant).in_current_span(),

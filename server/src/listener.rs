@@ -124,6 +124,10 @@ pub async fn serve(
         let admission = match caps.admit(remote.ip()) {
             Ok(admission) => admission,
             Err(refusal) => {
+                crate::ops::metrics().rate_limited(match refusal {
+                    Refusal::Total => crate::ops::Limiter::ConnectionsTotal,
+                    Refusal::PerAddress => crate::ops::Limiter::ConnectionsPerAddress,
+                });
                 refusals.record(refusal, remote);
                 refuse(stream, refusal);
                 continue;
