@@ -387,8 +387,7 @@ pub fn router(app: Arc<AppState>) -> Router {
 fn router_with(app: Arc<AppState>, with_metrics: bool) -> Router {
     let routes = Router::new()
         .route("/sync", get(sync_socket))
-        .route("/healthz", get(health))
-        .route("/readyz", get(ops::readyz));
+        .route("/healthz", get(health));
     let routes = if with_metrics {
         routes.route("/metrics", get(ops::metrics_with_token))
     } else {
@@ -413,6 +412,12 @@ fn router_with(app: Arc<AppState>, with_metrics: bool) -> Router {
                     tracing::debug_span!("http", method = %request.method(), path = %path)
                 },
             ),
+        )
+        // Outside the trace layer: a probe every few seconds would log a line each time, and
+        // an error for each 503; the probe logs its changes between ready and not ready itself.
+        .route(
+            "/readyz",
+            get(ops::readyz).layer(axum::middleware::from_fn(ops::track_http)),
         )
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)

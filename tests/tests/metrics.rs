@@ -549,4 +549,17 @@ async fn readyz_is_503_with_the_reason_while_storage_cannot_write() {
     let again = http(addr, "GET", "/readyz", None, None).await;
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.body.trim(), "ready");
+    assert_eq!(again.header("x-content-type-options"), Some("nosniff"));
+
+    let counted = scrape(addr).await;
+    for (status, at_least) in [("200", 2.0), ("503", 1.0)] {
+        assert!(
+            counted.value(
+                "labboard_http_requests_total",
+                &[("route", "/readyz"), ("status", status)]
+            ) >= at_least,
+            "{}",
+            counted.text
+        );
+    }
 }
