@@ -149,6 +149,15 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    // First, so that an address already taken stops the start before anything else is done.
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::MetricsListener { addr, source })?,
+        ),
+        None => None,
+    };
     let store = SqliteStorage::open(&config.data_dir).map_err(|source| ServerError::Storage {
         dir: config.data_dir.display().to_string(),
         source,
@@ -251,11 +260,8 @@ pub async fn run(
         ));
     }
 
-    let metrics_router = match config.metrics_listen {
-        Some(addr) => {
-            let metrics_listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::MetricsListener { addr, source })?;
+    let metrics_on_main = match metrics_listener {
+        Some(metrics_listener) => {
             let bound = metrics_listener.local_addr()?;
             // Tests and scripts read this line to find the metrics port.
             println!("labboard metrics on http://{bound}/metrics");
@@ -272,7 +278,7 @@ pub async fn run(
 
     listener::serve(
         listener,
-        router_with(Arc::clone(&app), metrics_router),
+        router_with(Arc::clone(&app), metrics_on_main),
         limits,
         shutdown.clone(),
         tracker.clone(),

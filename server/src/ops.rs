@@ -191,9 +191,11 @@ fn http_histogram() -> Histogram {
 
 impl Metrics {
     fn new() -> Self {
-        let mut registry = Registry::with_prefix("labboard");
-        let metrics = Self {
-            registry: Registry::default(),
+        let disconnects = Family::<Labelled, Counter>::default();
+        let rate_limited = Family::<Labelled, Counter>::default();
+        let errors = Family::<Labelled, Counter>::default();
+        let mut metrics = Self {
+            registry: Registry::with_prefix("labboard"),
             connections_open: Gauge::default(),
             documents_loaded: Gauge::default(),
             labs_active: Gauge::default(),
@@ -207,12 +209,16 @@ impl Metrics {
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
             // 1 to 512 ops, the largest batch.
             commit_batch_ops: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
-            disconnects: Default::default(),
-            rate_limited: Default::default(),
-            errors: Default::default(),
+            // Every label value exists from the start, and each is a plain atomic afterwards.
+            disconnects: DisconnectReason::ALL
+                .map(|r| disconnects.get_or_create_owned(&[("reason", r.label())])),
+            rate_limited: Limiter::ALL
+                .map(|l| rate_limited.get_or_create_owned(&[("limiter", l.label())])),
+            errors: ErrorKind::ALL.map(|k| errors.get_or_create_owned(&[("kind", k.label())])),
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(http_histogram as fn() -> Histogram),
         };
+        let registry = &mut metrics.registry;
         registry.register(
             "connections_open",
             "Open sync (WebSocket) connections",
@@ -271,17 +277,6 @@ impl Metrics {
             "Writes committed together in one storage transaction",
             metrics.commit_batch_ops.clone(),
         );
-        let disconnects = Family::<Labelled, Counter>::default();
-        let rate_limited = Family::<Labelled, Counter>::default();
-        let errors = Family::<Labelled, Counter>::default();
-        let metrics = Self {
-            disconnects: DisconnectReason::ALL
-                .map(|r| disconnects.get_or_create_owned(&[("reason", r.label())])),
-            rate_limited: Limiter::ALL
-                .map(|l| rate_limited.get_or_create_owned(&[("limiter", l.label())])),
-            errors: ErrorKind::ALL.map(|k| errors.get_or_create_owned(&[("kind", k.label())])),
-            ..metrics
-        };
         registry.register(
             "disconnects",
             "Sync connections closed, by reason",
@@ -304,10 +299,7 @@ impl Metrics {
             Unit::Seconds,
             metrics.http_seconds.clone(),
         );
-        Self {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     pub fn disconnect(&self, reason: DisconnectReason) {

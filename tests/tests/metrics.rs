@@ -563,3 +563,28 @@ async fn readyz_is_503_with_the_reason_while_storage_cannot_write() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_metrics_address_already_taken_stops_the_start_with_words() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = within(
+        "the server gives up",
+        Command::new(labboard_bin())
+            .env("LABBOARD_ADMIN_TOKEN", TEST_ORGANIZER_TOKEN)
+            .args(["--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+            .arg(dir.path())
+            .args(["--metrics-listen", &taken_addr])
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("run the labboard binary");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("listening for metrics on {taken_addr}")),
+        "{stderr}"
+    );
+}
