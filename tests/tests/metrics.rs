@@ -377,6 +377,36 @@ async fn metrics_count_a_lab_and_name_nothing_of_it() {
     );
     assert_eq!(after.value("labboard_labs_active", &[]), 0.0);
 
+    // Wrong join codes from this address until the limiter refuses one.
+    let limited = within("the join limiter refuses", async {
+        loop {
+            let response = http(addr, "POST", "/api/join", None, Some(&wrong_code)).await;
+            if response.status == 429 {
+                return scrape(addr).await;
+            }
+            assert_eq!(response.status, 404, "{}", response.body);
+        }
+    })
+    .await;
+    let limited_join = [("limiter", "join")];
+    assert_eq!(
+        before.value("labboard_rate_limited_total", &limited_join),
+        0.0
+    );
+    assert_eq!(
+        limited.value("labboard_rate_limited_total", &limited_join),
+        1.0,
+        "{}",
+        limited.text
+    );
+    assert_eq!(
+        limited.value(
+            "labboard_http_requests_total",
+            &[("route", "/api/join"), ("status", "429")]
+        ),
+        1.0
+    );
+
     let doc_id = lab.doc_id.to_string();
     for secret in [
         title,
@@ -392,7 +422,7 @@ async fn metrics_count_a_lab_and_name_nothing_of_it() {
         TEST_ORGANIZER_TOKEN,
         "Hillside",
     ] {
-        for scrape in [&during, &after] {
+        for scrape in [&during, &after, &limited] {
             assert!(
                 !scrape.text.contains(secret),
                 "`{secret}` appears in /metrics:\n{}",
