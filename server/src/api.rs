@@ -212,7 +212,7 @@ fn is_organizer(app: &AppState, token: &str) -> bool {
     secrets::hash(token) == app.organizer_token_hash
 }
 
-fn require_organizer(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_organizer(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = bearer(headers)?;
     if is_organizer(app, token) {
         Ok(())

@@ -151,6 +151,12 @@ pub struct Config {
     /// setup without its rate limits).
     #[arg(long, env = "LABBOARD_ACME_STAGING", requires = "acme_domain")]
     pub acme_staging: bool,
+
+    /// Serve `GET /metrics` (and `/readyz`) without a token on this separate address, e.g.
+    /// `127.0.0.1:9090`, for a Prometheus on this machine or a private network. Without it,
+    /// `/metrics` is on the main address and needs the organizer token.
+    #[arg(long, env = "LABBOARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The format of the log lines (`--log-format`).
@@ -235,6 +241,7 @@ impl Config {
             acme_domain: Vec::new(),
             acme_contact: Vec::new(),
             acme_staging: false,
+            metrics_listen: None,
         }
     }
 }

@@ -27,7 +27,8 @@ use tracing::field::{display, Empty};
 use crate::document::{ConnId, DocCommand, DocHandle, SyncKind};
 use crate::ingest::Writer;
 use crate::labs::Grant;
-use crate::outbox::{Kick, Outbox, OutboxReceiver, Outgoing};
+use crate::ops::DisconnectReason;
+use crate::outbox::{Kick, Outbox, OutboxReceiver, Outgoing, TOO_FAR_BEHIND};
 use crate::AppState;
 
 /// Documents one connection may have open at once; a phone needs one or two.
@@ -38,6 +39,9 @@ const MAX_WRITE_BATCH: usize = 64;
 
 /// How long we wait for a client to answer our Close frame before dropping the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How a connection replaced by a newer one of the same peer is told, first.
+const REPLACED: &str = "replaced";
 
 /// WebSocket close codes.
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -60,6 +64,20 @@ enum Ending {
 }
 
 impl Ending {
+    /// The metrics' word for this ending.
+    fn reason(&self) -> DisconnectReason {
+        match self {
+            Self::ClientLeft(_) => DisconnectReason::ClientLeft,
+            Self::Refused { code, .. } if *code == CLOSE_TOO_BIG => DisconnectReason::TooBig,
+            Self::Refused { .. } => DisconnectReason::ProtocolError,
+            Self::Kicked(why) if why.starts_with(TOO_FAR_BEHIND) => DisconnectReason::TooFarBehind,
+            Self::Kicked(why) if why.starts_with(REPLACED) => DisconnectReason::Replaced,
+            Self::Kicked(_) => DisconnectReason::ClosedByServer,
+            Self::Unresponsive => DisconnectReason::Unresponsive,
+            Self::Stopping => DisconnectReason::Shutdown,
+        }
+    }
+
     fn refused(message: impl Into<String>) -> Self {
         Self::Refused {
             message: message.into(),
@@ -107,7 +125,9 @@ impl ConnTable {
                 old_conn_id = old_conn,
                 "peer reconnected; closing its old connection"
             );
-            old_kick.fire("replaced by a newer connection with the same peer id");
+            old_kick.fire(format!(
+                "{REPLACED} by a newer connection with the same peer id"
+            ));
         }
     }
 
@@ -133,6 +153,11 @@ impl ConnTable {
         for kick in conns.values() {
             kick.fire(reason);
         }
+    }
+
+    /// Labs with at least one open connection.
+    pub fn active_labs(&self) -> usize {
+        self.lock().by_lab.len()
     }
 
     /// Open connections of a lab.
@@ -203,6 +228,7 @@ pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(WsMessage::Binary(bytes))) => {
+                        crate::ops::metrics().received(bytes.len());
                         let handled = writing_meanwhile(
                             session.on_frame(&bytes),
                             &mut sink,
@@ -258,6 +284,7 @@ pub async fn serve_socket(socket: WebSocket, app: Arc<AppState>, conn_id: ConnId
     };
 
     session.finish(&ending).await;
+    crate::ops::metrics().disconnect(ending.reason());
     let (error, close) = match &ending {
         Ending::ClientLeft(reason) => {
             tracing::debug!(reason = %reason, "connection closed by client");
@@ -563,7 +590,9 @@ type Sink = futures_util::stream::SplitSink<WebSocket, WsMessage>;
 
 async fn send_all(sink: &mut Sink, messages: Vec<Message>) -> Result<(), String> {
     for message in messages {
-        sink.send(WsMessage::Binary(encode(&message).into()))
+        let bytes = encode(&message);
+        crate::ops::metrics().sent(bytes.len());
+        sink.send(WsMessage::Binary(bytes.into()))
             .await
             .map_err(|err| err.to_string())?;
     }
@@ -581,7 +610,9 @@ async fn write_outgoing(
     while let Some(out) = next.take() {
         match out {
             Outgoing::Message(message) => {
-                sink.feed(WsMessage::Binary(encode(&message).into()))
+                let bytes = encode(&message);
+                crate::ops::metrics().sent(bytes.len());
+                sink.feed(WsMessage::Binary(bytes.into()))
                     .await
                     .map_err(|err| err.to_string())?;
                 written += 1;

@@ -601,8 +601,11 @@ impl DocState {
         };
         let doc = &mut self.doc;
         let state = &mut peer.state;
+        let new_changes = admitted.changes.len() as u64;
         match ingest::contained(|| doc.receive_sync_message(state, checked)) {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                crate::ops::metrics().changes_applied.inc_by(new_changes);
+            }
             Ok(Err(err)) => return Err(DocError::Poisoned(err.to_string())),
             Err(panic) => return Err(DocError::Poisoned(panic)),
         }
@@ -869,6 +872,7 @@ impl DocActor {
             Ok(state) => state,
             Err(err) => {
                 tracing::error!(error = %err, "document could not be loaded");
+                crate::ops::metrics().error(crate::ops::ErrorKind::Document);
                 self.fail_everyone("the server could not load this document");
                 return;
             }
@@ -1126,6 +1130,7 @@ impl DocActor {
                     Err(err) => {
                         let poisoned = matches!(err, DocError::Poisoned(_));
                         if poisoned {
+                            crate::ops::metrics().error(crate::ops::ErrorKind::Document);
                             tracing::error!(conn_id = conn, peer_id = %peer_id, error = %err, "applying a checked sync message failed; reloading the document");
                         } else if matches!(err, DocError::Ended) {
                             tracing::info!(conn_id = conn, peer_id = %peer_id, "refused changes to an ended lab's board");

@@ -46,6 +46,7 @@ pub mod healthcheck;
 pub mod ingest;
 pub mod labs;
 pub mod listener;
+pub mod ops;
 pub mod organizer;
 pub mod outbox;
 pub mod photometa;
@@ -91,6 +92,12 @@ pub enum ServerError {
     #[error("reading or creating the organizer token in {dir}: {source}")]
     OrganizerToken {
         dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listening for metrics on {addr}: {source}")]
+    MetricsListener {
+        addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -143,6 +150,8 @@ pub struct AppState {
     pub connections: AtomicUsize,
     /// Proxies whose forwarding headers name the client (`--trusted-proxy`).
     pub trusted_proxies: access::TrustedProxies,
+    /// The `/readyz` probe's state.
+    pub readiness: ops::Readiness,
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then shuts down gracefully: connections
@@ -168,6 +177,15 @@ pub async fn run_with_tls(
     certs: Option<Arc<tls::CertStore>>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    // First, so that an address already taken stops the start before anything else is done.
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::MetricsListener { addr, source })?,
+        ),
+        None => None,
+    };
     let store = SqliteStorage::open(&config.data_dir).map_err(|source| ServerError::Storage {
         dir: config.data_dir.display().to_string(),
         source,
@@ -186,6 +204,7 @@ pub async fn run_with_tls(
         dir: config.data_dir.display().to_string(),
         source,
     })?;
+    let store_path = store.path().to_path_buf();
     let store: Arc<dyn Storage> = Arc::new(store);
     remove_orphans(&labs, store.as_ref()).await?;
     let bound = listener.local_addr()?;
@@ -237,11 +256,13 @@ pub async fn run_with_tls(
         },
         conns: ConnTable::default(),
         organizer_token_hash: secrets::hash(&organizer_token),
-        join_limiter: FailureLimiter::new(api::MAX_FAILED_ATTEMPTS, api::FAILED_ATTEMPT_WINDOW),
+        join_limiter: FailureLimiter::new(api::MAX_FAILED_ATTEMPTS, api::FAILED_ATTEMPT_WINDOW)
+            .counting(ops::metrics().rate_limited_counter(ops::Limiter::Join)),
         facilitate_limiter: FailureLimiter::new(
             api::MAX_FAILED_ATTEMPTS,
             api::FAILED_ATTEMPT_WINDOW,
-        ),
+        )
+        .counting(ops::metrics().rate_limited_counter(ops::Limiter::Facilitate)),
         public_base,
         server_peer,
         storage_id: store.storage_id().to_owned(),
@@ -257,6 +278,7 @@ pub async fn run_with_tls(
         next_conn: AtomicU64::new(1),
         connections: AtomicUsize::new(0),
         trusted_proxies: access::TrustedProxies::new(config.trusted_proxy.clone()),
+        readiness: ops::Readiness::new(store_path.as_path()),
     });
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -293,9 +315,25 @@ pub async fn run_with_tls(
         ));
     }
 
+    let metrics_on_main = match metrics_listener {
+        Some(metrics_listener) => {
+            let bound = metrics_listener.local_addr()?;
+            // Tests and scripts read this line to find the metrics port.
+            println!("labboard metrics on http://{bound}/metrics");
+            tracing::info!(%bound, "metrics served without a token on a separate address");
+            tracker.spawn(serve_metrics(
+                metrics_listener,
+                Arc::clone(&app),
+                shutdown.clone(),
+            ));
+            false
+        }
+        None => true,
+    };
+
     listener::serve_with_tls(
         listener,
-        router(Arc::clone(&app)),
+        router_with(Arc::clone(&app), metrics_on_main),
         limits,
         server_tls,
         shutdown.clone(),
@@ -387,11 +425,37 @@ impl AppState {
     }
 }
 
-/// The HTTP routes.
+/// Serves `/metrics` without a token, and `/readyz`, on the `--metrics-listen` address until
+/// `shutdown` fires.
+async fn serve_metrics(listener: TcpListener, app: Arc<AppState>, shutdown: CancellationToken) {
+    let routes = Router::new()
+        .route("/metrics", get(ops::metrics_open))
+        .route("/readyz", get(ops::readyz))
+        .with_state(app);
+    if let Err(err) = axum::serve(listener, routes)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %err, "the metrics listener failed");
+    }
+}
+
+/// The HTTP routes, with `/metrics` behind the organizer token.
 pub fn router(app: Arc<AppState>) -> Router {
-    Router::new()
+    router_with(app, true)
+}
+
+/// The HTTP routes; `/metrics` (behind the organizer token) only if `with_metrics`.
+fn router_with(app: Arc<AppState>, with_metrics: bool) -> Router {
+    let routes = Router::new()
         .route("/sync", get(sync_socket))
-        .route("/healthz", get(health))
+        .route("/healthz", get(health));
+    let routes = if with_metrics {
+        routes.route("/metrics", get(ops::metrics_with_token))
+    } else {
+        routes
+    };
+    routes
         .merge(api::routes())
         // Photos have their own body limit, not the API's.
         .merge(api::photo_routes(app.photo_limits.max_photo_bytes))
@@ -402,6 +466,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             Arc::clone(&app),
             access::log_request,
         ))
+        .layer(axum::middleware::from_fn(ops::track_http))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {
@@ -413,6 +478,12 @@ pub fn router(app: Arc<AppState>) -> Router {
                     tracing::debug_span!("http", method = %request.method(), path = %path)
                 },
             ),
+        )
+        // Outside the trace layer: a probe every few seconds would log a line each time, and
+        // an error for each 503; the probe logs its changes between ready and not ready itself.
+        .route(
+            "/readyz",
+            get(ops::readyz).layer(axum::middleware::from_fn(ops::track_http)),
         )
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
@@ -484,7 +555,10 @@ async fn sync_socket(
         .max_frame_size(limit)
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .write_buffer_size(WS_WRITE_BUFFER_BYTES)
-        .on_failed_upgrade(|err| tracing::warn!(error = %err, "websocket upgrade failed"))
+        .on_failed_upgrade(|err| {
+            ops::metrics().error(ops::ErrorKind::WebsocketUpgrade);
+            tracing::warn!(error = %err, "websocket upgrade failed");
+        })
         .on_upgrade(move |socket| {
             tracker.track_future(
                 connection::serve_socket(socket, app, conn_id, grant).in_current_span(),

@@ -146,6 +146,10 @@ pub async fn serve_with_tls(
         let admission = match caps.admit(remote.ip()) {
             Ok(admission) => admission,
             Err(refusal) => {
+                crate::ops::metrics().rate_limited(match refusal {
+                    Refusal::Total => crate::ops::Limiter::ConnectionsTotal,
+                    Refusal::PerAddress => crate::ops::Limiter::ConnectionsPerAddress,
+                });
                 refusals.record(refusal, remote);
                 refuse(stream, refusal);
                 continue;

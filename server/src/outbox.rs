@@ -7,6 +7,9 @@ use labboard_protocol::Message;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// How a connection closed for reading too slowly is told, first.
+pub const TOO_FAR_BEHIND: &str = "too far behind";
+
 /// Messages queued for one connection. Its task writes them before it reads the phone's next
 /// frame, even while it waits for a busy actor, so the queue only grows while a write to the
 /// phone is blocked: a phone that falls this far behind has stopped reading, and is disconnected
@@ -114,16 +117,19 @@ impl Outbox {
         let queued = self.queued_bytes.fetch_add(size, Ordering::Relaxed) + size;
         if queued > OUTBOX_MAX_BYTES {
             self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-            self.kick
-                .fire(format!("too far behind: {queued} bytes waiting to be sent"));
+            crate::ops::metrics().outbox_dropped.inc();
+            self.kick.fire(format!(
+                "{TOO_FAR_BEHIND}: {queued} bytes waiting to be sent"
+            ));
             return false;
         }
         match self.tx.try_send(out) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                crate::ops::metrics().outbox_dropped.inc();
                 self.kick.fire(format!(
-                    "too far behind: {OUTBOX_CAPACITY} messages waiting to be sent"
+                    "{TOO_FAR_BEHIND}: {OUTBOX_CAPACITY} messages waiting to be sent"
                 ));
                 false
             }

@@ -15,6 +15,8 @@ pub struct FailureLimiter {
     window: Duration,
     // std Mutex: map operations only, never across an await.
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// Counts the refusals.
+    refusals: prometheus_client::metrics::counter::Counter,
 }
 
 impl FailureLimiter {
@@ -24,7 +26,13 @@ impl FailureLimiter {
             max_failures,
             window,
             failures: Mutex::new(HashMap::new()),
+            refusals: prometheus_client::metrics::counter::Counter::default(),
         }
+    }
+
+    /// This limiter, counting its refusals on `refusals`.
+    pub fn counting(self, refusals: prometheus_client::metrics::counter::Counter) -> Self {
+        Self { refusals, ..self }
     }
 
     /// `Err(wait)` if the address has used up its failures; `wait` is when the oldest expires.
@@ -38,6 +46,7 @@ impl FailureLimiter {
         if times.len() < self.max_failures {
             return Ok(());
         }
+        self.refusals.inc();
         let oldest = *times.front().expect("full, so not empty");
         Err((oldest + self.window).saturating_duration_since(now))
     }

@@ -247,6 +247,32 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
+/// The readiness probe: writes a row through a fresh connection with the server's settings and
+/// reads it back. A fresh connection each time, so the probe sees the database as a restarted
+/// server would (a file made read-only, a full or broken disk), and a failed probe leaves nothing
+/// behind.
+pub(crate) fn write_read_probe(path: &Path) -> Result<(), StorageError> {
+    let conn = open_connection(path)?;
+    let stamp = uuid::Uuid::new_v4().to_string();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('ready_probe', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![stamp],
+    )?;
+    let read: String = conn.query_row(
+        "SELECT value FROM meta WHERE key = 'ready_probe'",
+        [],
+        |row| row.get(0),
+    )?;
+    if read == stamp {
+        Ok(())
+    } else {
+        Err(StorageError::Io(std::io::Error::other(
+            "the probe's row read back differs from what was written",
+        )))
+    }
+}
+
 /// Who goes first for the database file's one write lock: the documents' writer (notes, the
 /// changes phones wait on) before bulk writes (photos, hundreds of kB each). SQLite grants the
 /// lock to whoever asks when it is free; without this, a stream of photo uploads kept a note's
@@ -366,7 +392,11 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        if let Some(close_reply) = NOTES_FIRST.urgent(|| commit_batch(&mut conn, &mut batch)) {
+        let ops = batch.len();
+        let started = std::time::Instant::now();
+        let close = NOTES_FIRST.urgent(|| commit_batch(&mut conn, &mut batch));
+        crate::ops::metrics().storage_commit(ops, started.elapsed());
+        if let Some(close_reply) = close {
             checkpoint_truncate(&conn);
             // The caller may have stopped waiting; nothing else to tell.
             drop(close_reply.send(Ok(())));
@@ -480,6 +510,7 @@ fn commit_batch(
             done.into_iter().for_each(Done::reply);
         }
         Err(cause) => {
+            crate::ops::metrics().error(crate::ops::ErrorKind::Storage);
             if cause.is_retryable() {
                 // The callers report it, once per document, and try again.
                 tracing::debug!(error = %cause, ops = done.len(), "sqlite batch not stored");
