@@ -86,12 +86,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     #[cfg(unix)]
-    if let Some(certs) = &certs {
-        tokio::spawn(reload_on_hangup(
-            std::sync::Arc::clone(certs),
-            shutdown.clone(),
-        ));
-    }
+    tokio::spawn(reload_on_hangup(certs.clone(), shutdown.clone()));
     labboard::run_with_tls(listener, config, certs, shutdown)
         .await
         .context("running the server")
@@ -127,10 +122,12 @@ fn print_organizer_url(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the TLS certificate and key again at every SIGHUP, until shutdown.
+/// Reads the TLS certificate and key again at every SIGHUP, until shutdown. Without TLS a
+/// SIGHUP changes nothing (and, unlike the signal's default, does not stop the server), so a
+/// `systemctl reload` is always safe.
 #[cfg(unix)]
 async fn reload_on_hangup(
-    certs: std::sync::Arc<labboard::tls::CertStore>,
+    certs: Option<std::sync::Arc<labboard::tls::CertStore>>,
     shutdown: CancellationToken,
 ) {
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -147,7 +144,10 @@ async fn reload_on_hangup(
                 if received.is_none() {
                     return;
                 }
-                certs.reload_and_log();
+                match &certs {
+                    Some(certs) => certs.reload_and_log(),
+                    None => tracing::info!("SIGHUP: nothing to reload (no --tls-cert)"),
+                }
             }
         }
     }

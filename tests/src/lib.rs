@@ -374,6 +374,25 @@ impl ServerProcess {
     }
 
     /// SIGTERM, then waits for a clean exit.
+    /// Sends SIGHUP (`systemctl reload`).
+    pub async fn hang_up(&mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().context("labboard already exited")?;
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("kill -HUP {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().context("labboard already exited")?;
         let status = Command::new("kill")

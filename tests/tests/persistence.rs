@@ -125,3 +125,17 @@ async fn sigterm_shuts_down_cleanly() {
     let (_reader, found) = open_board(server.addr, &lab, "reader").await;
     assert_eq!(found.with_doc(notes), vec!["before shutdown".to_owned()]);
 }
+
+/// A SIGHUP (`systemctl reload`) to a server without TLS changes nothing: it keeps serving and
+/// its boards, where the signal's default would have stopped it.
+#[tokio::test]
+async fn sighup_without_tls_keeps_the_server_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::spawn(dir.path()).await.unwrap();
+    let lab = create_lab(server.addr, "Reloaded").await;
+    server.hang_up().await.unwrap();
+    let (_client, board) = open_board(server.addr, &lab, "after-reload").await;
+    assert!(board.with_doc(|doc| doc.get(ROOT, "notes").unwrap().is_some()));
+    assert!(server.running(), "a SIGHUP must not stop the server");
+    assert!(server.terminate().await.unwrap().success());
+}
