@@ -1,15 +1,18 @@
 //! scripts/lib/node.sh, which scripts/run and scripts/test use to get a Node.js new enough for
-//! the web client's build: the version check, and the download path against a local mirror laid
-//! out as nodejs.org/dist is (a `file://` URL), with a stand-in `node` in the tarball.
+//! the web client's build: the version check, and the download path against a local registry
+//! laid out as the npm registry is (package metadata with a tarball URL and its SHA-512
+//! integrity, `file://` URLs), with a stand-in `node` in the `node-linux-<arch>` package.
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use labboard_tests::sha256_hex;
+use base64::Engine as _;
+use sha2::{Digest, Sha512};
 
 const VERSION: &str = "22.12.0";
+const NPM_VERSION: &str = "10.9.2";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -28,7 +31,8 @@ fn with_node_sh(path_first: &Path, env: &[(&str, &Path)], script: &str) -> Outpu
             format!("{}:/usr/local/bin:/usr/bin:/bin", path_first.display()),
         )
         .env_remove("LABBOARD_NODE_VERSION")
-        .env_remove("LABBOARD_NODE_MIRROR")
+        .env_remove("LABBOARD_NPM_VERSION")
+        .env_remove("LABBOARD_NODE_REGISTRY")
         .env_remove("LABBOARD_NODE_CACHE");
     for (name, value) in env {
         command.env(name, value);
@@ -57,35 +61,66 @@ fn arch() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// A mirror holding release `VERSION` with a tarball whose `node` prints it; the checksum file
-/// lists `checksum` for it, or the right one.
-fn mirror(dir: &Path, checksum: Option<&str>) -> PathBuf {
-    let name = format!("node-v{VERSION}-linux-{}", arch());
-    let stage = dir.join("stage");
-    fake_node(&stage.join(&name), &format!("v{VERSION}"));
-    let release = dir.join("mirror").join(format!("v{VERSION}"));
-    std::fs::create_dir_all(&release).unwrap();
-    let tarball = release.join(format!("{name}.tar.gz"));
+/// Packs `stage/package` as `tarball` (a registry's package tarball).
+fn pack(stage: &Path, tarball: &Path) {
+    std::fs::create_dir_all(tarball.parent().unwrap()).unwrap();
     let status = Command::new("tar")
         .arg("-czf")
-        .arg(&tarball)
+        .arg(tarball)
         .arg("-C")
-        .arg(&stage)
-        .arg(&name)
+        .arg(stage)
+        .arg("package")
         .status()
         .unwrap();
     assert!(status.success());
-    let right = sha256_hex(&std::fs::read(&tarball).unwrap());
-    std::fs::write(
-        release.join("SHASUMS256.txt"),
-        format!(
-            "{}  node-v{VERSION}-darwin-arm64.tar.gz\n{}  {name}.tar.gz\n",
-            "0".repeat(64),
-            checksum.unwrap_or(&right)
-        ),
-    )
-    .unwrap();
-    dir.join("mirror")
+}
+
+/// Writes the registry's metadata of `name@version` for `tarball`: its URL and integrity, or
+/// `integrity` when given.
+fn publish(registry: &Path, name: &str, version: &str, tarball: &Path, integrity: Option<&str>) {
+    let right = format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD
+            .encode(Sha512::digest(std::fs::read(tarball).unwrap()))
+    );
+    let meta = serde_json::json!({
+        "name": name,
+        "version": version,
+        "dist": {
+            "tarball": format!("file://{}", tarball.display()),
+            "integrity": integrity.unwrap_or(&right),
+        },
+    });
+    let dir = registry.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(version), serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+}
+
+/// A registry holding `node-linux-<arch>@VERSION`, whose `node` prints that version, and
+/// `npm@NPM_VERSION`; the node package's integrity is `integrity`, or the right one.
+fn registry(dir: &Path, integrity: Option<&str>) -> PathBuf {
+    let registry = dir.join("registry");
+    let node = dir.join("stage-node");
+    executable(
+        &node.join("package/bin/node"),
+        &format!("#!/bin/sh\necho v{VERSION}\n"),
+    );
+    let node_tgz = dir.join("tarballs/node.tgz");
+    pack(&node, &node_tgz);
+    publish(
+        &registry,
+        &format!("node-linux-{}", arch()),
+        VERSION,
+        &node_tgz,
+        integrity,
+    );
+    let npm = dir.join("stage-npm");
+    std::fs::create_dir_all(npm.join("package/bin")).unwrap();
+    std::fs::write(npm.join("package/bin/npm-cli.js"), "// npm\n").unwrap();
+    let npm_tgz = dir.join("tarballs/npm.tgz");
+    pack(&npm, &npm_tgz);
+    publish(&registry, "npm", NPM_VERSION, &npm_tgz, None);
+    registry
 }
 
 fn file_url(path: &Path) -> PathBuf {
@@ -120,7 +155,7 @@ fn a_new_enough_node_is_used_as_it_is() {
         &bin,
         &[
             ("LABBOARD_NODE_CACHE", &cache),
-            ("LABBOARD_NODE_MIRROR", Path::new("file:///nowhere")),
+            ("LABBOARD_NODE_REGISTRY", Path::new("file:///nowhere")),
         ],
         "ensure_node && command -v node",
     );
@@ -140,12 +175,12 @@ fn a_new_enough_node_is_used_as_it_is() {
 fn an_old_node_is_replaced_by_the_checked_download() {
     let dir = tempfile::tempdir().unwrap();
     let old = fake_node(&dir.path().join("system"), "v18.19.0");
-    let mirror = mirror(dir.path(), None);
+    let registry = registry(dir.path(), None);
     let cache = dir.path().join("cache");
-    let url = file_url(&mirror);
+    let url = file_url(&registry);
     let env = [
         ("LABBOARD_NODE_CACHE", cache.as_path()),
-        ("LABBOARD_NODE_MIRROR", url.as_path()),
+        ("LABBOARD_NODE_REGISTRY", url.as_path()),
     ];
     let out = with_node_sh(
         &old,
@@ -156,16 +191,23 @@ fn an_old_node_is_replaced_by_the_checked_download() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("v18.19.0 is too old"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let installed = cache
-        .join(format!("node-v{VERSION}-linux-{}", arch()))
-        .join("bin/node");
+    let home = cache.join(format!(
+        "node-v{VERSION}-npm-{NPM_VERSION}-linux-{}",
+        arch()
+    ));
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
-        [installed.display().to_string(), format!("v{VERSION}")]
+        [
+            home.join("bin/node").display().to_string(),
+            format!("v{VERSION}")
+        ]
     );
+    assert!(home.join("bin/npm").exists(), "npm comes with it");
+    assert!(home.join("lib/node_modules/npm/bin/npm-cli.js").exists());
 
-    // A second run finds it in the cache: the mirror is not asked again.
-    std::fs::remove_dir_all(&mirror).unwrap();
+    // A second run finds it in the cache: the registry is not asked again.
+    std::fs::remove_dir_all(&registry).unwrap();
+    std::fs::remove_dir_all(dir.path().join("tarballs")).unwrap();
     let out = with_node_sh(&old, &env, "ensure_node && node --version");
     assert!(
         out.status.success(),
@@ -179,18 +221,21 @@ fn an_old_node_is_replaced_by_the_checked_download() {
 }
 
 #[test]
-fn a_download_that_does_not_match_its_checksum_is_not_installed() {
+fn a_download_that_does_not_match_its_integrity_hash_is_not_installed() {
     let dir = tempfile::tempdir().unwrap();
     let old = fake_node(&dir.path().join("system"), "v18.19.0");
-    let wrong = "1".repeat(64);
-    let mirror = mirror(dir.path(), Some(&wrong));
+    let wrong = format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode([1u8; 64])
+    );
+    let registry = registry(dir.path(), Some(&wrong));
     let cache = dir.path().join("cache");
-    let url = file_url(&mirror);
+    let url = file_url(&registry);
     let out = with_node_sh(
         &old,
         &[
             ("LABBOARD_NODE_CACHE", cache.as_path()),
-            ("LABBOARD_NODE_MIRROR", url.as_path()),
+            ("LABBOARD_NODE_REGISTRY", url.as_path()),
         ],
         "ensure_node",
     );
