@@ -786,6 +786,19 @@ fn a_peer_that_asked_for_an_empty_document_can_then_upload_it() {
 /// last note "waiting" for good.
 #[test]
 fn a_change_that_crosses_a_relay_is_still_acknowledged_when_batched() {
+    // The case needs A's answer to the relay to carry no changes. Whether it does depends on
+    // automerge's Bloom filter over change hashes, which differ at every run (random actors,
+    // times): now and then A sends its change again, which is another case. So the case is set
+    // up afresh until it occurs; each time it does, the server must acknowledge A's change.
+    assert!(
+        (0..20).any(|_| crossing_change_is_acknowledged()),
+        "A's answer to the relay never came without changes"
+    );
+}
+
+/// One try of the case above: false when A's answer happened to carry changes; panics when the
+/// server failed to acknowledge A's change.
+fn crossing_change_is_acknowledged() -> bool {
     let doc_id = DocumentId::random();
     let stored = board();
     let mut state = DocState::load(doc_id, server_peer(), &stored.save()).unwrap();
@@ -829,7 +842,9 @@ fn a_change_that_crosses_a_relay_is_still_acknowledged_when_batched() {
     assert_eq!(relay.len(), 1, "B's change is relayed to A");
     a.receive(&relay[0]);
     let answer = a.message();
-    assert!(answer.changes.is_empty(), "A's answer carries no changes");
+    if !answer.changes.is_empty() {
+        return false;
+    }
 
     // Both of A's messages in one batch.
     state
@@ -859,4 +874,5 @@ fn a_change_that_crosses_a_relay_is_still_acknowledged_when_batched() {
         a.doc.get_heads(),
         "the server never told A it has A's change"
     );
+    true
 }
