@@ -150,9 +150,11 @@ export class PhonePhotos {
     const { labId } = this.#opts;
     void this.#queue
       .drain(labId, this.#opts.token(), this.#opts.upload ?? uploadPhoto)
-      .then(async (result) => {
+      .then((result) => {
         if (this.#closed) return;
-        for (const p of await this.#queue.list(labId)) this.#remember(p, p.state);
+        // The drain says what changed: no need to read every photo's bytes back.
+        for (const id of result.uploaded) this.#photos.set(id, { state: "stored" });
+        for (const { id, reason } of result.refused) this.#photos.set(id, { state: "refused", reason });
         this.#opts.onChange();
         if (!result.stopped) {
           this.#attempt = 0;
