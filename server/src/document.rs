@@ -1006,6 +1006,7 @@ impl DocActor {
         let now = Instant::now();
         let what = match err {
             StorageError::DiskFull(_) => "disk full",
+            StorageError::Unavailable(_) => "database unavailable",
             _ => "database busy",
         };
         let changes = state.unsaved_change_count();

@@ -50,6 +50,7 @@ pub mod ops;
 pub mod organizer;
 pub mod outbox;
 pub mod photometa;
+pub mod pg;
 pub mod photos;
 pub mod ratelimit;
 pub mod record;

@@ -68,6 +68,12 @@ pub enum StorageError {
     Busy(String),
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
+    /// The PostgreSQL server cannot be reached or is shutting down; the same write may succeed
+    /// once it is back.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("postgresql: {0}")]
+    Postgres(String),
     #[error("storage io: {0}")]
     Io(std::io::Error),
     #[error("storage is closed")]
@@ -84,9 +90,12 @@ pub enum StorageError {
 
 impl StorageError {
     /// Whether the same write may succeed later, with nothing to change but waiting: the disk
-    /// is full, or the database is busy. Anything else is a fault that retrying will not fix.
+    /// is full, the database is busy or unreachable. Anything else is a fault that retrying will not fix.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::DiskFull(_) | Self::Busy(_))
+        matches!(
+            self,
+            Self::DiskFull(_) | Self::Busy(_) | Self::Unavailable(_)
+        )
     }
 }
 

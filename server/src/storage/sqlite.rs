@@ -547,6 +547,8 @@ fn replicate(err: &StorageError) -> StorageError {
     match err {
         StorageError::DiskFull(text) => StorageError::DiskFull(text.clone()),
         StorageError::Busy(text) => StorageError::Busy(text.clone()),
+        StorageError::Unavailable(text) => StorageError::Unavailable(text.clone()),
+        StorageError::Postgres(text) => StorageError::Postgres(text.clone()),
         StorageError::Sqlite(err) => StorageError::Sqlite(clone_err(err)),
         StorageError::Io(err) => StorageError::Io(std::io::Error::new(err.kind(), err.to_string())),
         StorageError::Closed => StorageError::Closed,

@@ -1,0 +1,224 @@
+//! PostgreSQL, the store of a cluster: any number of nodes share one database for documents,
+//! labs, tokens and photos, and tell each other what changed through `LISTEN/NOTIFY`.
+//!
+//! Selected by `--database-url postgres://…`; without it the embedded SQLite file is used and
+//! nothing here runs.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::storage::StorageError;
+
+/// The schema version this binary writes: the number of [`MIGRATIONS`]. A database with a
+/// higher version was written by a newer Labboard and is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Connections in the pool of one node.
+const POOL_SIZE: usize = 16;
+
+/// How long a request waits for a connection of the pool, and for one to be made.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// Key of the advisory lock that lets one node at a time migrate the schema.
+const MIGRATION_LOCK: i64 = 0x6c61_6262_6f61_7264; // "labboard"
+
+/// The channel on which nodes announce stored chunks: `<doc id> <seq> <node id>`.
+pub const CHUNKS_CHANNEL: &str = "labboard_chunks";
+/// The channel on which nodes announce changes of labs: `<event> <lab id> <doc id> <node id>`.
+pub const LABS_CHANNEL: &str = "labboard_labs";
+
+/// Schema migrations, in order; `meta.schema_version` is how many have run.
+///
+/// Documents are stored as parts: a snapshot (`Automerge::save`) or an incremental chunk
+/// (`Automerge::save_after`), each with a sequence number. A document may have more than one
+/// snapshot part: two nodes that compact the same document at once each write their own, and
+/// each deletes only the parts it had applied, so no change is ever lost to a compaction.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    // 1: everything.
+    "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id     TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS doc_parts (
+    seq      BIGSERIAL PRIMARY KEY,
+    doc_id   TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    snapshot BOOLEAN NOT NULL,
+    data     BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS doc_parts_by_doc ON doc_parts(doc_id, seq);
+CREATE TABLE IF NOT EXISTS labs (
+    lab_id               TEXT PRIMARY KEY,
+    doc_id               TEXT NOT NULL UNIQUE,
+    title                TEXT NOT NULL,
+    school               TEXT NOT NULL,
+    grade                TEXT NOT NULL,
+    date                 TEXT NOT NULL,
+    join_code            TEXT UNIQUE,
+    facilitator_key_hash BYTEA NOT NULL,
+    created_at           BIGINT NOT NULL,
+    ended_at             BIGINT
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash BYTEA PRIMARY KEY,
+    lab_id     TEXT NOT NULL REFERENCES labs(lab_id) ON DELETE CASCADE,
+    role       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    author_id  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_lab ON tokens(lab_id);
+CREATE TABLE IF NOT EXISTS members (
+    lab_id    TEXT NOT NULL REFERENCES labs(lab_id) ON DELETE CASCADE,
+    author_id TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    PRIMARY KEY (lab_id, author_id)
+);
+CREATE TABLE IF NOT EXISTS photos (
+    lab_id       TEXT NOT NULL REFERENCES labs(lab_id) ON DELETE CASCADE,
+    id           TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    bytes        BYTEA NOT NULL,
+    size         BIGINT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (lab_id, id)
+);
+",
+];
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let code = err.code();
+        if err.is_closed()
+            || code.is_none() && err.as_db_error().is_none()
+            || code.is_some_and(|code| {
+                code.code().starts_with("08") // connection exception
+                    || *code == SqlState::ADMIN_SHUTDOWN
+                    || *code == SqlState::CRASH_SHUTDOWN
+                    || *code == SqlState::CANNOT_CONNECT_NOW
+                    || *code == SqlState::TOO_MANY_CONNECTIONS
+                    || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *code == SqlState::T_R_DEADLOCK_DETECTED
+            })
+        {
+            Self::Unavailable(err.to_string())
+        } else if code == Some(&SqlState::DISK_FULL) {
+            Self::DiskFull(err.to_string())
+        } else {
+            Self::Postgres(err.to_string())
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StorageError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        match err {
+            deadpool_postgres::PoolError::Backend(err) => err.into(),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The connection pool of one node, on a migrated database.
+#[derive(Clone)]
+pub struct Pg {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("Pg").finish_non_exhaustive()
+    }
+}
+
+impl Pg {
+    /// Connects to `url`, checks that the database is reachable and migrates its schema (one
+    /// node at a time, under an advisory lock). Refuses a database written by a newer
+    /// Labboard without changing it.
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|err: tokio_postgres::Error| StorageError::Postgres(format!("{err}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|err| StorageError::Postgres(err.to_string()))?;
+        let pg = Self { pool };
+        pg.migrate().await?;
+        Ok(pg)
+    }
+
+    /// A connection of the pool.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        Ok(self.pool.get().await?)
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        )
+        .await?;
+        let version: i64 = tx
+            .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+            .await?
+            .map(|row| row.get::<_, String>(0))
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::NewerSchema {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let done = usize::try_from(version).unwrap_or(0);
+        for migration in MIGRATIONS.iter().skip(done) {
+            tx.batch_execute(migration).await?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', $1)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&SCHEMA_VERSION.to_string()],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('storage_id', $1) ON CONFLICT (key) DO NOTHING",
+            &[&uuid::Uuid::new_v4().to_string()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The database's stable id, the same on every node (sent to peers as `storageId`).
+    pub async fn storage_id(&self) -> Result<String, StorageError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT value FROM meta WHERE key = 'storage_id'", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+}
