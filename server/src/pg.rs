@@ -131,6 +131,8 @@ impl From<deadpool_postgres::PoolError> for StorageError {
 #[derive(Clone)]
 pub struct Pg {
     pool: Pool,
+    /// This node's id for this run, in every notification it sends, so it can tell its own.
+    node: String,
 }
 
 impl std::fmt::Debug for Pg {
@@ -163,7 +165,10 @@ impl Pg {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|err| StorageError::Postgres(err.to_string()))?;
-        let pg = Self { pool };
+        let pg = Self {
+            pool,
+            node: uuid::Uuid::new_v4().simple().to_string(),
+        };
         pg.migrate().await?;
         Ok(pg)
     }
@@ -171,6 +176,11 @@ impl Pg {
     /// A connection of the pool.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// This node's id for this run (a new one at every start).
+    pub fn node_id(&self) -> &str {
+        &self.node
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {
