@@ -19,7 +19,7 @@ use std::time::Duration;
 use automerge::sync::{self, BloomFilter, Capability, Have, SyncDoc};
 use automerge::{Automerge, ChangeHash};
 use labboard_protocol::{board, DocumentId, Message, PeerId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -374,9 +374,40 @@ impl DocState {
             None => Automerge::new(),
         };
         let mut state = Self::with_doc(id, server_peer, doc);
+        let skipped = state.apply_chunks(&stored.chunks)?;
+        state.saved_heads = state.doc.get_heads();
+        Ok((state, skipped))
+    }
+
+    /// Applies what another node stored of this document since it was loaded here
+    /// ([`Storage::load_new`]): a snapshot it compacted, chunks it appended. They count as stored;
+    /// changes of this replica that wait for storage stay unsaved. Returns what was skipped, as
+    /// [`Self::load_stored`] does.
+    pub fn take_stored(&mut self, new: &StoredDoc) -> Result<Vec<String>, DocError> {
+        let was_saved = self.doc.get_heads() == self.saved_heads;
+        if let Some(snapshot) = &new.snapshot {
+            let applied = ingest::contained(|| self.doc.load_incremental(snapshot));
+            if !matches!(applied, Ok(Ok(_))) {
+                return Err(DocError::Poisoned(
+                    "a snapshot stored by another node could not be applied".into(),
+                ));
+            }
+            self.tips = Tips::of(&self.doc);
+        }
+        let skipped = self.apply_chunks(&new.chunks)?;
+        if was_saved {
+            self.saved_heads = self.doc.get_heads();
+        }
+        Ok(skipped)
+    }
+
+    /// Applies stored chunks through the same checks as a peer's changes, skipping (and naming)
+    /// those that do not pass.
+    fn apply_chunks(&mut self, chunks: &[Vec<u8>]) -> Result<Vec<String>, DocError> {
+        let state = self;
         let mut skipped = Vec::new();
         let server = Writer::server();
-        for (index, chunk) in stored.chunks.iter().enumerate() {
+        for (index, chunk) in chunks.iter().enumerate() {
             let mut waiting = Waiting::default();
             let admitted = match ingest::admit(
                 &state.doc,
@@ -409,8 +440,7 @@ impl DocState {
                 )));
             }
         }
-        state.saved_heads = state.doc.get_heads();
-        Ok((state, skipped))
+        Ok(skipped)
     }
 
     fn with_doc(id: DocumentId, server_peer: PeerId, doc: Automerge) -> Self {
@@ -791,6 +821,8 @@ pub enum DocCommand {
 pub struct DocHandle {
     pub(crate) tx: mpsc::Sender<DocCommand>,
     pub(crate) generation: u64,
+    /// Woken when another node stored parts of this document (PostgreSQL); wakes coalesce.
+    pub(crate) stored_elsewhere: Arc<Notify>,
 }
 
 impl DocHandle {
@@ -817,7 +849,12 @@ pub struct DocActor {
     outboxes: HashMap<ConnId, Outbox>,
     stop: CancellationToken,
     settings: ActorSettings,
-    last_seq: Option<ChunkSeq>,
+    /// The stored parts whose changes this replica holds: a compaction may delete these.
+    parts: Vec<ChunkSeq>,
+    /// Woken when another node stored parts of this document.
+    stored_elsewhere: Arc<Notify>,
+    /// When to look again for what other nodes stored, after looking failed.
+    look_again_at: Option<Instant>,
     chunks_since_snapshot: usize,
     /// Chunks after which the next compaction is due; further off after one failed.
     compact_at_chunks: usize,
@@ -847,6 +884,7 @@ impl DocActor {
         id: DocumentId,
         generation: u64,
         rx: mpsc::Receiver<DocCommand>,
+        stored_elsewhere: Arc<Notify>,
         registry: Arc<Registry>,
     ) -> Self {
         Self {
@@ -859,7 +897,9 @@ impl DocActor {
             registry,
             rx,
             outboxes: HashMap::new(),
-            last_seq: None,
+            parts: Vec::new(),
+            stored_elsewhere,
+            look_again_at: None,
             chunks_since_snapshot: 0,
             compact_at_chunks: COMPACT_AFTER_CHUNKS,
             unstored: None,
@@ -899,6 +939,20 @@ impl DocActor {
                     None => break,
                 },
                 () = sleep_until_opt(retry_at) => {}
+                () = self.stored_elsewhere.notified() => {
+                    self.look_again_at = None;
+                    if !self.take_stored_elsewhere(&mut state).await {
+                        return;
+                    }
+                    continue;
+                }
+                () = sleep_until_opt(self.look_again_at) => {
+                    self.look_again_at = None;
+                    if !self.take_stored_elsewhere(&mut state).await {
+                        return;
+                    }
+                    continue;
+                }
                 () = sleep_until_opt(idle_deadline) => {
                     if self.try_unload(&mut state).await {
                         return;
@@ -1082,7 +1136,7 @@ impl DocActor {
                 Ok(state)
             }
             Some(stored) => {
-                self.last_seq = stored.last_seq;
+                self.parts.clone_from(&stored.parts);
                 self.chunks_since_snapshot = stored.chunks.len();
                 let (mut state, skipped) =
                     DocState::load_stored(self.id, self.server_peer.clone(), &stored)?;
@@ -1251,7 +1305,7 @@ impl DocActor {
         };
         let seq = self.store.append(self.id, chunk).await?;
         state.mark_saved(heads);
-        self.last_seq = Some(seq);
+        self.parts.push(seq);
         self.chunks_since_snapshot += 1;
         if self.chunks_since_snapshot >= self.compact_at_chunks {
             // The changes are stored already. A failed compaction stored nothing and deleted no
@@ -1269,13 +1323,62 @@ impl DocActor {
         Ok(())
     }
 
+    /// Applies what other nodes stored of this document and syncs this node's peers with it.
+    /// False if the actor must stop: the document could be neither taken in nor reloaded.
+    async fn take_stored_elsewhere(&mut self, state: &mut DocState) -> bool {
+        let new = match self.store.load_new(self.id, &self.parts).await {
+            Ok(new) => new,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading what other nodes stored failed; trying again");
+                self.look_again_at = Some(Instant::now() + STORE_RETRY_FIRST);
+                return true;
+            }
+        };
+        if new.parts.is_empty() {
+            return true;
+        }
+        match state.take_stored(&new) {
+            Ok(skipped) => {
+                for what in &skipped {
+                    tracing::error!(skipped = %what, "change stored by another node skipped: it does not load");
+                }
+                self.parts.extend_from_slice(&new.parts);
+                self.chunks_since_snapshot += new.parts.len();
+                tracing::debug!(parts = new.parts.len(), "took in what another node stored");
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "taking in what another node stored failed; reloading the document");
+                let damaged =
+                    std::mem::replace(state, DocState::new(self.id, self.server_peer.clone()));
+                match self.reload(damaged).await {
+                    Ok(reloaded) => *state = reloaded,
+                    Err(err) => {
+                        tracing::error!(error = %err, "document could not be reloaded");
+                        self.fail_everyone(
+                            "the server could not reload this document; reconnect to retry",
+                        );
+                        return false;
+                    }
+                }
+            }
+        }
+        if self.unstored.is_none() {
+            for (conn, message) in state.outgoing() {
+                self.deliver(state, conn, Outgoing::Message(Box::new(message)));
+            }
+        }
+        true
+    }
+
     async fn compact(&mut self, state: &mut DocState) -> Result<(), DocError> {
         if self.chunks_since_snapshot == 0 {
             return Ok(());
         }
         // The chunks go once the snapshot that replaces them is known to load.
         let snapshot = state.verified_snapshot()?;
-        self.store.compact(self.id, snapshot, self.last_seq).await?;
+        let snapshot_part = self.store.compact(self.id, snapshot, &self.parts).await?;
+        self.parts.clear();
+        self.parts.extend(snapshot_part);
         self.chunks_since_snapshot = 0;
         self.compact_at_chunks = COMPACT_AFTER_CHUNKS;
         tracing::debug!("document compacted");

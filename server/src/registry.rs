@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use labboard_protocol::{DocumentId, PeerId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -92,9 +92,14 @@ impl Registry {
         docs.next_generation += 1;
         let generation = docs.next_generation;
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-        let handle = DocHandle { tx, generation };
+        let stored_elsewhere = Arc::new(Notify::new());
+        let handle = DocHandle {
+            tx,
+            generation,
+            stored_elsewhere: Arc::clone(&stored_elsewhere),
+        };
         docs.open.insert(id, handle.clone());
-        let actor = DocActor::new(id, generation, rx, Arc::clone(self));
+        let actor = DocActor::new(id, generation, rx, stored_elsewhere, Arc::clone(self));
         self.tracker.spawn(
             actor
                 .run()
@@ -170,6 +175,22 @@ impl Registry {
                 // read-only.
                 let _ended = ended.await;
             }
+        }
+    }
+
+    /// Another node stored parts of the document: its actor here, if it is open, takes them in
+    /// and syncs this node's peers with them.
+    pub fn stored_elsewhere(&self, id: DocumentId) {
+        if let Some(handle) = self.lock().open.get(&id) {
+            handle.stored_elsewhere.notify_one();
+        }
+    }
+
+    /// Every open document looks for what other nodes stored: after this node may have missed
+    /// their notifications (its listening connection to the database was lost).
+    pub fn all_stored_elsewhere(&self) {
+        for handle in self.lock().open.values() {
+            handle.stored_elsewhere.notify_one();
         }
     }
 

@@ -1,9 +1,12 @@
 //! Durable document storage behind a small trait.
 //!
-//! A document is stored as an optional snapshot (`Automerge::save`) plus the incremental chunks
-//! appended since (`Automerge::save_after`), each with a sequence number. Loading concatenates
-//! them; compaction replaces the snapshot and deletes the chunks it covers, in one transaction.
-//! An `append` that returned `Ok` is durable: the document actor only advertises heads after it.
+//! A document is stored as snapshots (`Automerge::save`) plus the incremental chunks appended
+//! since (`Automerge::save_after`), each part with a sequence number. Loading concatenates
+//! them; compaction stores a new snapshot and deletes, in one transaction, exactly the parts the
+//! snapshot covers: the ones its writer had loaded or appended. So when two nodes hold the same
+//! document open (PostgreSQL), a compaction never deletes a part whose changes its snapshot
+//! lacks. An `append` that returned `Ok` is durable: the document actor only advertises heads
+//! after it.
 
 use std::path::Path;
 
@@ -30,14 +33,16 @@ pub fn create_data_dir(dir: &Path) -> std::io::Result<()> {
 /// The position of an appended chunk; increases with every append across all documents.
 pub type ChunkSeq = i64;
 
-/// What storage holds of one document.
+/// What storage holds of one document (or, from [`Storage::load_new`], what was added to it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoredDoc {
+    /// The snapshot, or several concatenated (what `Automerge::load` accepts).
     pub snapshot: Option<Vec<u8>>,
     /// Incremental chunks in append order.
     pub chunks: Vec<Vec<u8>>,
-    /// The sequence number of the last chunk, if any.
-    pub last_seq: Option<ChunkSeq>,
+    /// The sequence numbers of the parts returned, snapshots and chunks: what a compaction by
+    /// the holder of these bytes may delete ([`Storage::compact`]'s `covered`).
+    pub parts: Vec<ChunkSeq>,
 }
 
 impl StoredDoc {
@@ -129,14 +134,24 @@ pub trait Storage: Send + Sync + 'static {
     async fn load(&self, doc: DocumentId) -> Result<Option<StoredDoc>, StorageError>;
     /// Durably appends one incremental chunk.
     async fn append(&self, doc: DocumentId, chunk: Vec<u8>) -> Result<ChunkSeq, StorageError>;
-    /// Stores `snapshot` as the document's state and drops the chunks up to `through`, which the
-    /// snapshot includes.
+    /// The parts of the document stored since: every part whose sequence number is not in
+    /// `known` (parts appended or compacted by another node). Empty if there are none, or if the
+    /// document is not stored.
+    async fn load_new(
+        &self,
+        doc: DocumentId,
+        known: &[ChunkSeq],
+    ) -> Result<StoredDoc, StorageError>;
+    /// Stores `snapshot` and deletes the parts listed in `covered`, whose changes the snapshot
+    /// holds, and no other. Returns the snapshot's own sequence number where the backend keeps
+    /// snapshots as parts (then it goes into the next compaction's `covered`), `None` where the
+    /// snapshot replaces the one before (a single node owns the store).
     async fn compact(
         &self,
         doc: DocumentId,
         snapshot: Vec<u8>,
-        through: Option<ChunkSeq>,
-    ) -> Result<(), StorageError>;
+        covered: &[ChunkSeq],
+    ) -> Result<Option<ChunkSeq>, StorageError>;
     /// Removes everything stored of the document.
     async fn delete(&self, doc: DocumentId) -> Result<(), StorageError>;
     /// Finishes outstanding writes; later calls fail with `Closed`.

@@ -52,6 +52,14 @@ impl Storage for Disk {
         self.inner.load(doc).await
     }
 
+    async fn load_new(
+        &self,
+        doc: DocumentId,
+        known: &[ChunkSeq],
+    ) -> Result<StoredDoc, StorageError> {
+        self.inner.load_new(doc, known).await
+    }
+
     async fn append(&self, doc: DocumentId, chunk: Vec<u8>) -> Result<ChunkSeq, StorageError> {
         if self.full.load(Ordering::SeqCst) {
             return Err(self.refuse());
@@ -63,12 +71,12 @@ impl Storage for Disk {
         &self,
         doc: DocumentId,
         snapshot: Vec<u8>,
-        through: Option<ChunkSeq>,
-    ) -> Result<(), StorageError> {
+        covered: &[ChunkSeq],
+    ) -> Result<Option<ChunkSeq>, StorageError> {
         if self.full.load(Ordering::SeqCst) || self.no_room_for_snapshots.load(Ordering::SeqCst) {
             return Err(self.refuse());
         }
-        self.inner.compact(doc, snapshot, through).await
+        self.inner.compact(doc, snapshot, covered).await
     }
 
     async fn delete(&self, doc: DocumentId) -> Result<(), StorageError> {

@@ -51,8 +51,25 @@ impl Storage for MemoryStorage {
             Ok(inner.docs.get(&doc).map(|(snapshot, chunks)| StoredDoc {
                 snapshot: snapshot.clone(),
                 chunks: chunks.iter().map(|(_, c)| c.clone()).collect(),
-                last_seq: chunks.last().map(|(seq, _)| *seq),
+                parts: chunks.iter().map(|(seq, _)| *seq).collect(),
             }))
+        })
+    }
+
+    async fn load_new(
+        &self,
+        doc: DocumentId,
+        known: &[ChunkSeq],
+    ) -> Result<StoredDoc, StorageError> {
+        self.with(|inner| {
+            let mut new = StoredDoc::default();
+            for (seq, chunk) in inner.docs.get(&doc).map_or(&[][..], |d| &d.1[..]) {
+                if !known.contains(seq) {
+                    new.chunks.push(chunk.clone());
+                    new.parts.push(*seq);
+                }
+            }
+            Ok(new)
         })
     }
 
@@ -69,15 +86,13 @@ impl Storage for MemoryStorage {
         &self,
         doc: DocumentId,
         snapshot: Vec<u8>,
-        through: Option<ChunkSeq>,
-    ) -> Result<(), StorageError> {
+        covered: &[ChunkSeq],
+    ) -> Result<Option<ChunkSeq>, StorageError> {
         self.with(|inner| {
             let entry = inner.docs.entry(doc).or_default();
             entry.0 = Some(snapshot);
-            if let Some(through) = through {
-                entry.1.retain(|(seq, _)| *seq > through);
-            }
-            Ok(())
+            entry.1.retain(|(seq, _)| !covered.contains(seq));
+            Ok(None)
         })
     }
 

@@ -123,7 +123,7 @@ enum WriteOp {
     Compact {
         doc: DocumentId,
         snapshot: Vec<u8>,
-        through: Option<ChunkSeq>,
+        covered: Vec<ChunkSeq>,
         reply: oneshot::Sender<Result<(), StorageError>>,
     },
     Delete {
@@ -178,6 +178,22 @@ impl SqliteStorage {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs a read on the reader connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .expect("reader lock is never held across a panic");
+            read(&conn).map_err(StorageError::from)
+        })
+        .await
+        .map_err(|err| StorageError::Io(std::io::Error::other(err)))?
     }
 
     fn writer(&self) -> Result<mpsc::Sender<WriteOp>, StorageError> {
@@ -608,11 +624,11 @@ fn apply(
         WriteOp::Compact {
             doc,
             snapshot,
-            through,
+            covered,
             reply,
         } => Some(Done::Unit(
             reply,
-            compact(conn, doc, &snapshot, through).map_err(Into::into),
+            compact(conn, doc, &snapshot, &covered).map_err(Into::into),
         )),
         WriteOp::Delete { doc, reply } => {
             Some(Done::Unit(reply, delete(conn, doc).map_err(Into::into)))
@@ -645,15 +661,15 @@ fn compact(
     conn: &Connection,
     doc: DocumentId,
     snapshot: &[u8],
-    through: Option<ChunkSeq>,
+    covered: &[ChunkSeq],
 ) -> rusqlite::Result<()> {
     let doc = doc.to_string();
     touch_document(conn, &doc, now_ms())?;
     conn.prepare_cached("UPDATE documents SET snapshot = ?2 WHERE doc_id = ?1")?
         .execute(params![doc, snapshot])?;
-    if let Some(through) = through {
-        conn.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1 AND seq <= ?2")?
-            .execute(params![doc, through])?;
+    let mut delete = conn.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1 AND seq = ?2")?;
+    for seq in covered {
+        delete.execute(params![doc, seq])?;
     }
     Ok(())
 }
@@ -688,9 +704,27 @@ fn load(conn: &Connection, doc: DocumentId) -> rusqlite::Result<Option<StoredDoc
     for row in rows {
         let (seq, data) = row?;
         stored.chunks.push(data);
-        stored.last_seq = Some(seq);
+        stored.parts.push(seq);
     }
     Ok(Some(stored))
+}
+
+/// The chunks not in `known`; the snapshot is only ever written by the node that holds them all.
+fn load_new(conn: &Connection, doc: DocumentId, known: &[ChunkSeq]) -> rusqlite::Result<StoredDoc> {
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, data FROM chunks WHERE doc_id = ?1 ORDER BY seq")?;
+    let rows = stmt.query_map(params![doc.to_string()], |row| {
+        Ok((row.get::<_, ChunkSeq>(0)?, row.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut new = StoredDoc::default();
+    for row in rows {
+        let (seq, data) = row?;
+        if !known.contains(&seq) {
+            new.chunks.push(data);
+            new.parts.push(seq);
+        }
+    }
+    Ok(new)
 }
 
 #[async_trait]
@@ -700,15 +734,16 @@ impl Storage for SqliteStorage {
     }
 
     async fn load(&self, doc: DocumentId) -> Result<Option<StoredDoc>, StorageError> {
-        let reader = Arc::clone(&self.reader);
-        tokio::task::spawn_blocking(move || {
-            let conn = reader
-                .lock()
-                .expect("reader lock is never held across a panic");
-            load(&conn, doc).map_err(StorageError::from)
-        })
-        .await
-        .map_err(|err| StorageError::Io(std::io::Error::other(err)))?
+        self.read(move |conn| load(conn, doc)).await
+    }
+
+    async fn load_new(
+        &self,
+        doc: DocumentId,
+        known: &[ChunkSeq],
+    ) -> Result<StoredDoc, StorageError> {
+        let known = known.to_vec();
+        self.read(move |conn| load_new(conn, doc, &known)).await
     }
 
     async fn append(&self, doc: DocumentId, chunk: Vec<u8>) -> Result<ChunkSeq, StorageError> {
@@ -720,15 +755,17 @@ impl Storage for SqliteStorage {
         &self,
         doc: DocumentId,
         snapshot: Vec<u8>,
-        through: Option<ChunkSeq>,
-    ) -> Result<(), StorageError> {
+        covered: &[ChunkSeq],
+    ) -> Result<Option<ChunkSeq>, StorageError> {
+        let covered = covered.to_vec();
         self.write(|reply| WriteOp::Compact {
             doc,
             snapshot,
-            through,
+            covered,
             reply,
         })
-        .await
+        .await?;
+        Ok(None)
     }
 
     async fn delete(&self, doc: DocumentId) -> Result<(), StorageError> {
@@ -832,16 +869,20 @@ mod tests {
         assert!(second > first);
         let loaded = store.load(doc).await.unwrap().unwrap();
         assert_eq!(loaded.chunks, vec![vec![1, 2], vec![3]]);
-        assert_eq!(loaded.last_seq, Some(second));
+        assert_eq!(loaded.parts, vec![first, second]);
         assert_eq!(loaded.concatenated(), vec![1, 2, 3]);
 
         // A chunk appended after the snapshot was taken survives compaction.
         let late = store.append(doc, vec![4]).await.unwrap();
-        store.compact(doc, vec![7, 7], Some(second)).await.unwrap();
+        assert_eq!(
+            store.load_new(doc, &loaded.parts).await.unwrap().chunks,
+            vec![vec![4]]
+        );
+        store.compact(doc, vec![7, 7], &loaded.parts).await.unwrap();
         let loaded = store.load(doc).await.unwrap().unwrap();
         assert_eq!(loaded.snapshot, Some(vec![7, 7]));
         assert_eq!(loaded.chunks, vec![vec![4]]);
-        assert_eq!(loaded.last_seq, Some(late));
+        assert_eq!(loaded.parts, vec![late]);
 
         store.delete(doc).await.unwrap();
         assert_eq!(store.load(doc).await.unwrap(), None);
@@ -900,7 +941,7 @@ mod tests {
 
         // A compaction that does not fit stores nothing and deletes no chunk.
         assert!(matches!(
-            store.compact(doc, big.clone(), Some(first)).await,
+            store.compact(doc, big.clone(), &[first]).await,
             Err(StorageError::DiskFull(_))
         ));
         let mut loaded = store.load(doc).await.unwrap().unwrap();
@@ -911,7 +952,7 @@ mod tests {
 
         // Storage was never closed by it.
         store.append(doc, vec![9]).await.unwrap();
-        store.compact(doc, vec![5], None).await.unwrap();
+        store.compact(doc, vec![5], &[]).await.unwrap();
         store.close().await.unwrap();
     }
 
