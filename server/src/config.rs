@@ -157,6 +157,63 @@ pub struct Config {
     /// `/metrics` is on the main address and needs the organizer token.
     #[arg(long, env = "LABBOARD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Keep documents, labs, tokens and photos in this PostgreSQL database, e.g.
+    /// `postgres://labboard:secret@db.example/labboard`, instead of the SQLite file in the data
+    /// directory. Any number of nodes may share one database (see the README, Several nodes).
+    #[arg(long, env = "LABBOARD_DATABASE_URL", value_parser = parse_database_url)]
+    pub database_url: Option<DatabaseUrl>,
+}
+
+/// A PostgreSQL URL (`--database-url`); shown without its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`, for logs.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://").map(|at| at + 3) else {
+            return url.clone();
+        };
+        let authority_end = url[scheme_end..]
+            .find(['/', '?'])
+            .map_or(url.len(), |at| scheme_end + at);
+        let authority = &url[scheme_end..authority_end];
+        match authority.rfind('@') {
+            Some(at) => match authority[..at].find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end],
+                    &authority[..colon],
+                    &url[scheme_end + at..]
+                ),
+                None => url.clone(),
+            },
+            None => url.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+fn parse_database_url(text: &str) -> Result<DatabaseUrl, String> {
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err(
+            "expected a PostgreSQL URL, postgres://user:password@host:port/database".into(),
+        );
+    }
+    text.parse::<tokio_postgres::Config>()
+        .map_err(|err| format!("not a PostgreSQL URL: {err}"))?;
+    Ok(DatabaseUrl(text.to_owned()))
 }
 
 /// The format of the log lines (`--log-format`).
@@ -242,6 +299,7 @@ impl Config {
             acme_contact: Vec::new(),
             acme_staging: false,
             metrics_listen: None,
+            database_url: None,
         }
     }
 }
@@ -334,6 +392,29 @@ mod tests {
     }
 
     #[test]
+    fn database_urls_are_checked_and_logged_without_their_password() {
+        let config = Config::try_parse_from([
+            "labboard",
+            "--database-url",
+            "postgres://labboard:s3cret@db.example:5432/labboard?sslmode=disable",
+        ])
+        .unwrap();
+        let url = config.database_url.unwrap();
+        assert_eq!(
+            url.redacted(),
+            "postgres://labboard:***@db.example:5432/labboard?sslmode=disable"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let socket = "postgres://labboard@/labboard?host=/run/postgresql";
+        let url = parse_database_url(socket).unwrap();
+        assert_eq!(url.redacted(), socket);
+        for wrong in ["mysql://x@y/z", "labboard.db", "postgres://u@h/d?nosuch=1"] {
+            let err = Config::try_parse_from(["labboard", "--database-url", wrong]).unwrap_err();
+            assert!(err.to_string().contains("PostgreSQL URL"), "{wrong}: {err}");
+        }
+    }
+
+    #[test]
     fn defaults_are_what_the_readme_says() {
         let config = Config::try_parse_from(["labboard"]).unwrap();
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
@@ -346,6 +427,7 @@ mod tests {
         assert_eq!(config.max_connections, 4096);
         assert_eq!(config.max_connections_per_address, 512);
         assert_eq!(config.retention, None);
+        assert_eq!(config.database_url, None);
         assert_eq!(config.max_photo_bytes, 4 * 1024 * 1024);
         assert_eq!(config.max_lab_photo_bytes, 500 * 1024 * 1024);
         let config = Config::try_parse_from([

@@ -156,6 +156,11 @@ impl ConnTable {
     }
 
     /// Labs with at least one open connection.
+    /// The labs with connections here.
+    pub fn lab_ids(&self) -> Vec<String> {
+        self.lock().by_lab.keys().cloned().collect()
+    }
+
     pub fn active_labs(&self) -> usize {
         self.lock().by_lab.len()
     }

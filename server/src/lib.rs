@@ -38,6 +38,7 @@ pub mod acme;
 pub mod api;
 pub mod backup;
 pub(crate) mod boardread;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod document;
@@ -57,6 +58,7 @@ pub mod record;
 pub mod registry;
 pub mod secrets;
 pub mod storage;
+pub mod stores;
 pub mod tls;
 pub mod urls;
 pub mod web;
@@ -64,13 +66,15 @@ pub mod zipfile;
 
 pub use config::Config;
 
+use crate::cluster::NodeEvent;
 use crate::connection::ConnTable;
 use crate::document::ActorSettings;
 use crate::labs::{LabError, LabStore};
 use crate::photos::PhotoStore;
 use crate::ratelimit::FailureLimiter;
 use crate::registry::Registry;
-use crate::storage::{SqliteStorage, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
+use crate::stores::Stores;
 
 /// How long shutdown waits for connections and document actors to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -85,6 +89,13 @@ pub enum ServerError {
     #[error("opening storage in {dir}: {source}")]
     Storage {
         dir: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("opening the database {url}: {source}")]
+    Database {
+        /// Without its password.
+        url: String,
         #[source]
         source: StorageError,
     },
@@ -187,15 +198,27 @@ pub async fn run_with_tls(
         ),
         None => None,
     };
-    let store = SqliteStorage::open(&config.data_dir).map_err(|source| ServerError::Storage {
-        dir: config.data_dir.display().to_string(),
-        source,
-    })?;
-    let labs = LabStore::open(store.path(), config.token_ttl)?;
-    let photos = PhotoStore::open(store.path()).map_err(|source| ServerError::Storage {
-        dir: config.data_dir.display().to_string(),
-        source,
-    })?;
+    let stores = Stores::open(&config).await?;
+    serve(listener, config, stores, metrics_listener, certs, shutdown).await
+}
+
+/// Serves on `listener` with the stores given, as [`run_with_tls`] describes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    stores: Stores,
+    metrics_listener: Option<TcpListener>,
+    certs: Option<Arc<tls::CertStore>>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let Stores {
+        documents: store,
+        labs,
+        photos,
+        ready_probe,
+        shared,
+        location,
+    } = stores;
     let organizer_token = secrets::organizer_token(
         config.admin_token.as_deref(),
         config.admin_token_file.as_deref(),
@@ -205,8 +228,6 @@ pub async fn run_with_tls(
         dir: config.data_dir.display().to_string(),
         source,
     })?;
-    let store_path = store.path().to_path_buf();
-    let store: Arc<dyn Storage> = Arc::new(store);
     remove_orphans(&labs, store.as_ref()).await?;
     let bound = listener.local_addr()?;
     let limits = http_limits(&config);
@@ -279,10 +300,11 @@ pub async fn run_with_tls(
         next_conn: AtomicU64::new(1),
         connections: AtomicUsize::new(0),
         trusted_proxies: access::TrustedProxies::new(config.trusted_proxy.clone()),
-        readiness: ops::Readiness::new(store_path.as_path()),
+        readiness: ops::Readiness::new(ready_probe),
     });
     tracing::info!(
         data_dir = %config.data_dir.display(),
+        database = %location,
         storage_id = %app.storage_id,
         server_peer = %app.server_peer,
         max_frame_bytes = config.max_frame_bytes,
@@ -306,6 +328,12 @@ pub async fn run_with_tls(
             trusted_proxies = %ranges.join(","),
             "forwarding headers are believed from these proxies"
         );
+    }
+
+    if let Some(pg) = shared {
+        let (events_tx, events) = tokio::sync::mpsc::channel(NODE_EVENTS_QUEUE);
+        tracker.spawn(cluster::listen(pg, events_tx, shutdown.child_token()));
+        tracker.spawn(follow_other_nodes(Arc::clone(&app), events));
     }
 
     if let Some(retention) = config.retention {
@@ -408,6 +436,58 @@ async fn retention_sweep(app: Arc<AppState>, retention: Duration, stop: Cancella
             () = stop.cancelled() => return,
         }
     }
+}
+
+/// What the other nodes said, waiting to be acted on.
+const NODE_EVENTS_QUEUE: usize = 4096;
+
+/// Acts on what other nodes sharing the database did: takes in the parts they stored of the
+/// documents open here, closes the sockets of labs they deleted, makes read-only the boards of
+/// labs they ended.
+async fn follow_other_nodes(
+    app: Arc<AppState>,
+    mut events: tokio::sync::mpsc::Receiver<NodeEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NodeEvent::Stored(doc_id) => app.registry.stored_elsewhere(doc_id),
+            NodeEvent::LabDeleted { lab_id, doc_id } => {
+                app.conns.kick_lab(&lab_id, "this lab was deleted");
+                app.registry.stop_deleted(doc_id).await;
+                tracing::info!(lab_id = %lab_id, doc_id = %doc_id, "lab deleted on another node");
+            }
+            NodeEvent::LabEnded { lab_id, doc_id } => {
+                app.registry.end(doc_id).await;
+                tracing::info!(lab_id = %lab_id, doc_id = %doc_id, "lab ended on another node");
+            }
+            NodeEvent::Missed => {
+                app.registry.all_stored_elsewhere();
+                if let Err(err) = catch_up_on_labs(&app).await {
+                    tracing::error!(error = %err, "reading the labs after missed notifications failed");
+                }
+            }
+        }
+    }
+}
+
+/// After notifications may have been missed: the labs deleted meanwhile lose their sockets
+/// here, those ended meanwhile become read-only.
+async fn catch_up_on_labs(app: &AppState) -> Result<(), LabError> {
+    let labs = app.labs.list().await?;
+    for lab in &labs {
+        if lab.ended_at.is_some() && !app.registry.is_ended(lab.doc_id) {
+            app.registry.end(lab.doc_id).await;
+        }
+    }
+    let existing: std::collections::HashSet<&str> =
+        labs.iter().map(|lab| lab.lab_id.as_str()).collect();
+    for lab_id in app.conns.lab_ids() {
+        if !existing.contains(lab_id.as_str()) {
+            app.conns.kick_lab(&lab_id, "this lab was deleted");
+            tracing::info!(lab_id = %lab_id, "lab deleted on another node");
+        }
+    }
+    Ok(())
 }
 
 /// Deletes documents no lab owns (see [`LabStore::orphan_documents`]).
@@ -514,12 +594,15 @@ async fn sync_socket(
     query: axum::extract::RawQuery,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let token = query.0.as_deref().and_then(|query| {
-        query.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            (key == "token").then_some(value)
+    let param = |name: &str| {
+        query.0.as_deref().and_then(|query| {
+            query.split('&').find_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                (key == name).then_some(value)
+            })
         })
-    });
+    };
+    let token = param("token");
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return api::ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
@@ -538,6 +621,15 @@ async fn sync_socket(
         }
         Err(err) => return api::ApiError::from(err).into_response(),
     };
+    // The lab named in the URL is what a proxy in front of several nodes routes by; a token of
+    // another lab would land the phone on a node chosen for the wrong lab.
+    if param("lab").is_some_and(|lab| lab != grant.lab_id) {
+        return api::ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "this token is for another lab than the one named in the address",
+        )
+        .into_response();
+    }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {

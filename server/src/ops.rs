@@ -11,7 +11,7 @@
 //! No label value ever comes from a user: labels are route templates (axum's matched path, never
 //! the raw path), status codes, and the fixed reason, limiter and kind sets below.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -411,19 +411,42 @@ pub async fn metrics_open(State(app): State<Arc<AppState>>) -> Response {
     exposition(&app)
 }
 
+/// How to check that storage takes writes: a row written through a fresh connection and read
+/// back.
+#[derive(Debug, Clone)]
+pub enum ReadyProbe {
+    /// The SQLite database file at this path.
+    Sqlite(PathBuf),
+    /// The PostgreSQL database of this pool.
+    Postgres(Box<crate::pg::Pg>),
+}
+
+impl ReadyProbe {
+    async fn run(self) -> Result<(), crate::storage::StorageError> {
+        match self {
+            Self::Sqlite(path) => {
+                tokio::task::spawn_blocking(move || crate::storage::sqlite::write_read_probe(&path))
+                    .await
+                    .map_err(|err| crate::storage::StorageError::Io(std::io::Error::other(err)))?
+            }
+            Self::Postgres(pg) => pg.write_read_probe().await,
+        }
+    }
+}
+
 /// The readiness probe's state: whether a probe is still running (a hung one is not joined by
 /// more), and what the last one found (so only changes are logged).
 #[derive(Debug)]
 pub struct Readiness {
-    db_path: PathBuf,
+    probe: ReadyProbe,
     probing: Arc<AtomicBool>,
     was_ready: AtomicBool,
 }
 
 impl Readiness {
-    pub fn new(db_path: &Path) -> Self {
+    pub fn new(probe: ReadyProbe) -> Self {
         Self {
-            db_path: db_path.to_path_buf(),
+            probe,
             probing: Arc::new(AtomicBool::new(false)),
             was_ready: AtomicBool::new(true),
         }
@@ -438,10 +461,10 @@ impl Readiness {
                 READY_PROBE_TIMEOUT.as_secs()
             ));
         }
-        let path = self.db_path.clone();
+        let probe = self.probe.clone();
         let probing = Arc::clone(&self.probing);
-        let task = tokio::task::spawn_blocking(move || {
-            let result = crate::storage::sqlite::write_read_probe(&path);
+        let task = tokio::spawn(async move {
+            let result = probe.run().await;
             probing.store(false, Ordering::Release);
             result
         });

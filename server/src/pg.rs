@@ -131,6 +131,8 @@ impl From<deadpool_postgres::PoolError> for StorageError {
 #[derive(Clone)]
 pub struct Pg {
     pool: Pool,
+    /// What the pool's connections were made from, for the node's listening connection.
+    config: tokio_postgres::Config,
     /// This node's id for this run, in every notification it sends, so it can tell its own.
     node: String,
 }
@@ -151,7 +153,7 @@ impl Pg {
             .parse()
             .map_err(|err: tokio_postgres::Error| StorageError::Postgres(format!("{err}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -167,6 +169,7 @@ impl Pg {
             .map_err(|err| StorageError::Postgres(err.to_string()))?;
         let pg = Self {
             pool,
+            config,
             node: uuid::Uuid::new_v4().simple().to_string(),
         };
         pg.migrate().await?;
@@ -176,6 +179,20 @@ impl Pg {
     /// A connection of the pool.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A connection of its own, outside the pool, for `LISTEN`: the caller polls it for
+    /// notifications.
+    pub(crate) async fn dedicated(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        StorageError,
+    > {
+        Ok(self.config.connect(NoTls).await?)
     }
 
     /// This node's id for this run (a new one at every start).
@@ -230,5 +247,30 @@ impl Pg {
             .query_one("SELECT value FROM meta WHERE key = 'storage_id'", &[])
             .await?;
         Ok(row.get(0))
+    }
+
+    /// Writes a row through a pooled connection and reads it back: the readiness probe.
+    pub async fn write_read_probe(&self) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        let key = format!("ready_probe_{}", self.node);
+        let stamp = uuid::Uuid::new_v4().to_string();
+        client
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &stamp],
+            )
+            .await?;
+        let read: String = client
+            .query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+            .await?
+            .get(0);
+        if read == stamp {
+            Ok(())
+        } else {
+            Err(StorageError::Postgres(
+                "the probe's row read back differs from what was written".into(),
+            ))
+        }
     }
 }

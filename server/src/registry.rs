@@ -145,6 +145,13 @@ impl Registry {
     /// Deletes a document for good: its actor stops (closing the connections attached to it),
     /// nothing can load it again, and storage forgets it.
     pub async fn delete(&self, id: DocumentId) -> Result<(), StorageError> {
+        self.stop_deleted(id).await;
+        self.store.delete(id).await
+    }
+
+    /// Stops the document's actor here, if it is open, without storing anything more, and never
+    /// loads it again: another node deleted it from the shared store.
+    pub async fn stop_deleted(&self, id: DocumentId) {
         let handle = {
             let mut docs = self.lock();
             docs.deleted.insert(id);
@@ -157,7 +164,6 @@ impl Registry {
                 let _stopped = stopped.await;
             }
         }
-        self.store.delete(id).await
     }
 
     /// Makes the board of an ended lab read-only: an open actor applies nothing more once this

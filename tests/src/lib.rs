@@ -546,6 +546,12 @@ pub fn sync_url(addr: SocketAddr, token: &str) -> String {
     format!("ws://{addr}/sync?token={token}")
 }
 
+/// `ws://<addr>/sync?lab=<lab id>&token=<token>`, as the web client builds it: a proxy in front
+/// of several nodes routes by the lab.
+pub fn lab_sync_url(addr: SocketAddr, lab_id: &str, token: &str) -> String {
+    format!("ws://{addr}/sync?lab={lab_id}&token={token}")
+}
+
 /// A lab as the create call returns it.
 #[derive(Debug, Clone)]
 pub struct Lab {

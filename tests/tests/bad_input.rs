@@ -143,6 +143,37 @@ async fn sync_without_a_valid_token_is_refused_before_the_upgrade() {
 }
 
 #[tokio::test]
+async fn a_token_of_another_lab_than_the_address_names_is_refused() {
+    let server = TestServer::start().await;
+    let bystander = Bystander::new(&server).await;
+    let other = server.create_lab("Another lab").await;
+    let token = server.join(&other.join_code, "Ana").await;
+    let crossed = labboard_tests::lab_sync_url(server.addr, &bystander.lab.lab_id, &token);
+    match tokio_tungstenite::connect_async(crossed.as_str()).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        Ok(_) => panic!("upgraded with a token of another lab than the address names"),
+        Err(other) => panic!("expected an HTTP 403 response, got {other}"),
+    }
+    let path = format!("/sync?lab={}&token={token}", bystander.lab.lab_id);
+    let response = server.http("GET", &path, None, None).await;
+    assert_eq!(response.status, 403, "{}", response.body);
+    assert!(
+        response.error().contains("another lab"),
+        "{}",
+        response.body
+    );
+    // Named right, the same token opens the other lab's board.
+    let named = labboard_tests::lab_sync_url(server.addr, &other.lab_id, &token);
+    let client = within("connect", Client::connect(&named, PeerId::from("ana")))
+        .await
+        .unwrap();
+    within("find the board", client.find(other.doc_id))
+        .await
+        .unwrap();
+    bystander.assert_undisturbed(&server).await;
+}
+
+#[tokio::test]
 async fn malformed_cbor() {
     let server = TestServer::start().await;
     let bystander = Bystander::new(&server).await;

@@ -45,7 +45,9 @@ describe("organizerFromHash", () => {
 
 describe("syncUrl", () => {
   it("uses the page's host and scheme and escapes the token", () => {
-    expect(syncUrl("a+b/c", { protocol: "http:", host: "192.168.1.20:8080" })).toBe("ws://192.168.1.20:8080/sync?token=a%2Bb%2Fc");
-    expect(syncUrl("t", { protocol: "https:", host: "lab.example" })).toBe("wss://lab.example/sync?token=t");
+    expect(syncUrl("lab1", "a+b/c", { protocol: "http:", host: "192.168.1.20:8080" })).toBe(
+      "ws://192.168.1.20:8080/sync?lab=lab1&token=a%2Bb%2Fc",
+    );
+    expect(syncUrl("l&b", "t", { protocol: "https:", host: "lab.example" })).toBe("wss://lab.example/sync?lab=l%26b&token=t");
   });
 });

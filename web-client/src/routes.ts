@@ -60,8 +60,11 @@ export function organizerFromHash(hash: string): string | undefined {
   return token ? token : undefined;
 }
 
-/** The sync socket's URL on the page's own origin (`wss` when the page is https). */
-export function syncUrl(token: string, loc: { protocol: string; host: string } = location): string {
+/**
+ * The sync socket's URL on the page's own origin (`wss` when the page is https). It names the
+ * lab, so that a proxy in front of several servers can send all phones of a lab to one of them.
+ */
+export function syncUrl(labId: string, token: string, loc: { protocol: string; host: string } = location): string {
   const scheme = loc.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${loc.host}/sync?token=${encodeURIComponent(token)}`;
+  return `${scheme}://${loc.host}/sync?lab=${encodeURIComponent(labId)}&token=${encodeURIComponent(token)}`;
 }

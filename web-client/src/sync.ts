@@ -64,9 +64,11 @@ export class LabSocket extends BrowserWebSocketClientAdapter {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   readonly #events: SocketEvents;
+  readonly #labId: string;
 
-  constructor(url: string, events: SocketEvents) {
-    super(url, NEVER);
+  constructor(labId: string, token: string, events: SocketEvents) {
+    super(syncUrl(labId, token), NEVER);
+    this.#labId = labId;
     this.#events = events;
     const parentClose = this.onClose;
     this.onClose = () => {
@@ -107,7 +109,7 @@ export class LabSocket extends BrowserWebSocketClientAdapter {
 
   /** The token changed (e.g. a renewed facilitator sign-in): use it from the next connection. */
   setToken(token: string): void {
-    (this as unknown as { url: string }).url = syncUrl(token);
+    (this as unknown as { url: string }).url = syncUrl(this.#labId, token);
   }
 
   #setOnline(online: boolean): void {
@@ -181,6 +183,7 @@ export class LabSocket extends BrowserWebSocketClientAdapter {
 }
 
 export interface LabConnectionOptions {
+  labId: string;
   docUrl: string;
   token: string;
   deviceId: string;
@@ -222,7 +225,7 @@ export class LabConnection {
     this.#docId = opts.docUrl.replace(/^automerge:/, "");
     this.presence = new PresenceTracker(opts.deviceId);
     this.serverHeads = opts.store.serverHeads(this.#docId)?.heads;
-    this.socket = new LabSocket(syncUrl(opts.token), {
+    this.socket = new LabSocket(opts.labId, opts.token, {
       onState: (online) => {
         if (online) {
           this.lastProgressAt = Date.now();

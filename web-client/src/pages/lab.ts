@@ -68,6 +68,7 @@ export async function openLab(ctx: PageContext, labId: string, ui: LabUi, isAliv
   let checking = false;
   let current = access;
   const conn: LabConnection = new LabConnection({
+    labId,
     docUrl: access.docUrl,
     token: access.token!,
     // The id the server checks our notes, reactions and time-outs against.
