@@ -897,13 +897,14 @@ fn is_pg_join_code_conflict(err: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// Stores on either backend for the unit tests: every case runs on SQLite and on PostgreSQL
-/// ([`on_both_backends`]).
+/// Stores on either backend for the unit tests of this module and of [`crate::photos`]: every
+/// case runs on SQLite and on PostgreSQL ([`on_both_backends`]).
 #[cfg(test)]
 pub(crate) mod testing {
     use std::time::Duration;
 
     use crate::pg::Pg;
+    use crate::photos::PhotoStore;
     use crate::storage::SqliteStorage;
 
     use super::LabStore;
@@ -944,6 +945,14 @@ pub(crate) mod testing {
             match self {
                 Self::Sqlite { storage, .. } => LabStore::open(storage.path(), token_ttl).unwrap(),
                 Self::Postgres { .. } => LabStore::postgres(self.pg().await, token_ttl),
+            }
+        }
+
+        /// A photo store of its own on the database.
+        pub(crate) async fn photos(&self) -> PhotoStore {
+            match self {
+                Self::Sqlite { storage, .. } => PhotoStore::open(storage.path()).unwrap(),
+                Self::Postgres { .. } => PhotoStore::postgres(self.pg().await),
             }
         }
 
