@@ -248,7 +248,7 @@ impl LabStore {
         }
     }
 
-    /// The labs that `filter` selects, each with the SQL of both backends.
+    /// The labs that `filter` selects, in the SQL of the store's backend.
     async fn select(&self, filter: LabFilter) -> Result<Vec<Lab>, LabError> {
         match &self.backend {
             Backend::Sqlite(conn) => {

@@ -556,6 +556,42 @@ mod tests {
         assert_eq!(photos.usage(&b).await.unwrap(), (1, 60));
     }
 
+    /// The record and the zip export read photos on `spawn_blocking` threads of the server's
+    /// multi-thread runtime, while a PostgreSQL reader's queries run on that runtime: more
+    /// readers at once than worker threads all finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_postgres_reader_reads_from_blocking_threads() {
+        let db = Db::postgres().await;
+        let labs = db.labs(Duration::from_secs(3600)).await;
+        let photos = db.photos().await;
+        let a = lab(&labs).await;
+        let bytes = vec![7u8; 30];
+        let id = id_of(&bytes);
+        photos
+            .put(&a, &id, "image/jpeg", bytes.clone(), 100)
+            .await
+            .unwrap();
+        let reads = (0..8).map(|_| {
+            let reader = photos.reader();
+            let (a, id) = (a.clone(), id.clone());
+            tokio::task::spawn_blocking(move || {
+                (reader.list(&a).unwrap(), reader.get(&a, &id).unwrap())
+            })
+        });
+        for read in futures_util::future::join_all(reads).await {
+            let (list, got) = read.unwrap();
+            assert_eq!(
+                list,
+                [PhotoInfo {
+                    id: id.clone(),
+                    content_type: "image/jpeg".into(),
+                    size: 30
+                }]
+            );
+            assert_eq!(got.map(|photo| photo.bytes), Some(bytes.clone()));
+        }
+    }
+
     /// Stores of their own, as on separate nodes, each uploading a different photo to one lab
     /// at the same time: the quota holds one of them, so exactly one is stored.
     async fn uploads_from_two_nodes_at_once_stay_within_the_quota(db: &Db) {
