@@ -11,6 +11,9 @@ use tokio_postgres::NoTls;
 
 use crate::storage::StorageError;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 /// The schema version this binary writes: the number of [`MIGRATIONS`]. A database with a
 /// higher version was written by a newer Labboard and is refused.
 pub const SCHEMA_VERSION: i64 = 1;
