@@ -512,3 +512,159 @@ async fn a_lost_connection_is_retryable_and_storage_recovers(backend: &Backend) 
     drop(admin);
     driver.await.unwrap().unwrap();
 }
+
+/// Nodes that share one document store, each with its own replica, as document actors keep
+/// them: whatever they do in whatever order, no change a store acknowledged is ever lost.
+mod nodes {
+    use std::sync::Arc;
+
+    use automerge::transaction::Transactable;
+    use automerge::{Automerge, ChangeHash, ReadDoc};
+    use labboard::storage::{ChunkSeq, Storage};
+    use labboard_protocol::DocumentId;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    use super::Backend;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The node makes a change and appends it (`save_after` what it had saved).
+        Change { node: usize, key: u8, value: i64 },
+        /// The node takes in what the others stored that it does not hold.
+        TakeIn { node: usize },
+        /// The node compacts: its snapshot, covering the parts it holds.
+        Compact { node: usize },
+    }
+
+    fn steps(nodes: usize) -> impl Strategy<Value = Vec<Step>> {
+        let step = prop_oneof![
+            3 => (0..nodes, 0..8u8, any::<i64>())
+                .prop_map(|(node, key, value)| Step::Change { node, key, value }),
+            2 => (0..nodes).prop_map(|node| Step::TakeIn { node }),
+            2 => (0..nodes).prop_map(|node| Step::Compact { node }),
+        ];
+        prop::collection::vec(step, 1..30)
+    }
+
+    /// One node's replica of the document and the stored parts whose changes it holds.
+    struct Node {
+        store: Arc<dyn Storage>,
+        doc: Automerge,
+        saved_heads: Vec<ChangeHash>,
+        parts: Vec<ChunkSeq>,
+    }
+
+    impl Node {
+        async fn take_in(&mut self, id: DocumentId) -> Result<(), TestCaseError> {
+            let new = self.store.load_new(id, &self.parts).await.unwrap();
+            if let Some(snapshot) = &new.snapshot {
+                self.doc
+                    .load_incremental(snapshot)
+                    .map_err(|err| TestCaseError::fail(format!("a stored snapshot: {err}")))?;
+            }
+            for chunk in &new.chunks {
+                self.doc
+                    .load_incremental(chunk)
+                    .map_err(|err| TestCaseError::fail(format!("a stored chunk: {err}")))?;
+            }
+            self.parts.extend_from_slice(&new.parts);
+            // Nothing of its own waits for storage: every change was appended when made.
+            self.saved_heads = self.doc.get_heads();
+            Ok(())
+        }
+    }
+
+    async fn run(stores: &[Arc<dyn Storage>], steps: Vec<Step>) -> Result<(), TestCaseError> {
+        // A document of its own per case: cases share the stores.
+        let id = DocumentId::random();
+        let mut nodes: Vec<Node> = stores
+            .iter()
+            .map(|store| Node {
+                store: Arc::clone(store),
+                doc: Automerge::new(),
+                saved_heads: Vec::new(),
+                parts: Vec::new(),
+            })
+            .collect();
+        let mut acknowledged = Vec::new();
+        for step in steps {
+            match step {
+                Step::Change { node, key, value } => {
+                    let node = &mut nodes[node];
+                    let mut tx = node.doc.transaction();
+                    tx.put(automerge::ROOT, format!("k{key}"), value).unwrap();
+                    let (hash, _) = tx.commit();
+                    let hash = hash.expect("a change with an op");
+                    let chunk = node.doc.save_after(&node.saved_heads);
+                    let seq = node.store.append(id, chunk).await.unwrap();
+                    node.parts.push(seq);
+                    node.saved_heads = node.doc.get_heads();
+                    acknowledged.push(hash);
+                }
+                Step::TakeIn { node } => nodes[node].take_in(id).await?,
+                Step::Compact { node } => {
+                    let node = &mut nodes[node];
+                    let snapshot = node.doc.save();
+                    let part = node.store.compact(id, snapshot, &node.parts).await.unwrap();
+                    node.parts = part.into_iter().collect();
+                }
+            }
+        }
+
+        let mut stored = Automerge::new();
+        if let Some(loaded) = stores[0].load(id).await.unwrap() {
+            stored
+                .load_incremental(&loaded.concatenated())
+                .map_err(|err| TestCaseError::fail(format!("the stored document: {err}")))?;
+        }
+        for hash in &acknowledged {
+            prop_assert!(
+                stored.get_change_by_hash(hash).is_some(),
+                "acknowledged change {} is not stored",
+                hash
+            );
+        }
+        // Every node that takes in what is stored ends with exactly the stored document.
+        for node in &mut nodes {
+            node.take_in(id).await?;
+            prop_assert_eq!(node.doc.get_heads(), stored.get_heads());
+        }
+        Ok(())
+    }
+
+    /// Runs the property on the stores `open` gives, all on one backend's data.
+    fn check(cases: u32, nodes: usize, open: impl AsyncFnOnce() -> Vec<Arc<dyn Storage>>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stores = runtime.block_on(open());
+        assert_eq!(stores.len(), nodes);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = runner.run(&steps(nodes), |steps| runtime.block_on(run(&stores, steps)));
+        if let Err(err) = result {
+            panic!("{err}");
+        }
+    }
+
+    /// Two nodes on one PostgreSQL database, each compacting whenever it likes, also without
+    /// having taken in the other's latest.
+    #[test]
+    fn postgres_two_nodes_lose_no_acknowledged_change() {
+        check(64, 2, async || {
+            let backend = Backend::postgres().await;
+            vec![backend.open().await, backend.open().await]
+        });
+    }
+
+    /// One node on memory storage (which keeps a single snapshot: one node owns it).
+    #[test]
+    fn memory_one_node_loses_no_acknowledged_change() {
+        check(64, 1, async || vec![Backend::memory().open().await]);
+    }
+}
