@@ -96,10 +96,24 @@ CREATE TABLE IF NOT EXISTS photos (
 ",
 ];
 
+/// The error and its causes: `tokio_postgres` keeps what the server said (or the I/O error) in
+/// the source, and says only "db error" itself.
+fn describe(err: &tokio_postgres::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(err) = cause {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        cause = err.source();
+    }
+    text
+}
+
 impl From<tokio_postgres::Error> for StorageError {
     fn from(err: tokio_postgres::Error) -> Self {
         use tokio_postgres::error::SqlState;
         let code = err.code();
+        let text = describe(&err);
         if err.is_closed()
             || code.is_none() && err.as_db_error().is_none()
             || code.is_some_and(|code| {
@@ -112,11 +126,11 @@ impl From<tokio_postgres::Error> for StorageError {
                     || *code == SqlState::T_R_DEADLOCK_DETECTED
             })
         {
-            Self::Unavailable(err.to_string())
+            Self::Unavailable(text)
         } else if code == Some(&SqlState::DISK_FULL) {
-            Self::DiskFull(err.to_string())
+            Self::DiskFull(text)
         } else {
-            Self::Postgres(err.to_string())
+            Self::Postgres(text)
         }
     }
 }

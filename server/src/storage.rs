@@ -14,9 +14,11 @@ use async_trait::async_trait;
 use labboard_protocol::DocumentId;
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 pub use memory::MemoryStorage;
+pub use postgres::PgStorage;
 pub use sqlite::SqliteStorage;
 
 /// Creates the data directory, and any missing parent, for the owner only (mode 0700 on Unix).
