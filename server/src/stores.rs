@@ -6,7 +6,7 @@ use crate::labs::LabStore;
 use crate::ops::ReadyProbe;
 use crate::pg::Pg;
 use crate::photos::PhotoStore;
-use crate::storage::{SqliteStorage, Storage};
+use crate::storage::{PgStorage, SqliteStorage, Storage};
 use crate::ServerError;
 use std::sync::Arc;
 
@@ -42,10 +42,15 @@ impl Stores {
             source,
         };
         let pg = Pg::connect(url.as_str()).await.map_err(failed)?;
-        let _ = (pg, config);
-        Err(failed(crate::storage::StorageError::Postgres(
-            "PG_PENDING_MERGE".into(),
-        )))
+        let documents = PgStorage::new(pg.clone()).await.map_err(failed)?;
+        Ok(Self {
+            documents: Arc::new(documents),
+            labs: LabStore::postgres(pg.clone(), config.token_ttl),
+            photos: PhotoStore::postgres(pg.clone()),
+            ready_probe: ReadyProbe::Postgres(Box::new(pg.clone())),
+            shared: Some(pg),
+            location,
+        })
     }
 
     /// The embedded SQLite file in the data directory.

@@ -1,0 +1,363 @@
+//! Several nodes on one PostgreSQL database: phones of one lab on both converge, a node killed
+//! while its phones write loses nothing they saw acknowledged and they carry on through the
+//! other, and deleting or ending a lab on one node reaches the sockets on the other.
+//!
+//! Real parts: the `labboard` binary twice, a real PostgreSQL server (started by `scripts/test`),
+//! the official JS client in Node and the Rust client.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use labboard_protocol::client::Client;
+use labboard_protocol::PeerId;
+use labboard_tests::js::{ensure_installed, JsPeer};
+use labboard_tests::pg::scratch_database;
+use labboard_tests::{
+    add_note, create_lab, facilitate, http, join_lab, lab_sync_url, note, within, Lab,
+    ServerProcess,
+};
+use serde_json::json;
+use tempfile::TempDir;
+
+/// One node: the binary on its own data directory, sharing the database at `database_url`.
+struct Node {
+    process: ServerProcess,
+    _dir: TempDir,
+}
+
+impl Node {
+    async fn start(database_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let process = ServerProcess::spawn_with(dir.path(), &["--database-url", database_url])
+            .await
+            .expect("the node starts on PostgreSQL");
+        Self { process, _dir: dir }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.process.addr
+    }
+
+    fn sync_url(&self, lab: &Lab, token: &str) -> String {
+        lab_sync_url(self.addr(), &lab.lab_id, token)
+    }
+}
+
+/// A JS phone signed in to `lab` as its facilitator (who may write any key, as these tests of
+/// sync do) through `node`, connected to it.
+async fn js_phone(node: &Node, lab: &Lab, name: &str) -> (JsPeer, String) {
+    let token = facilitate(node.addr(), lab).await;
+    let mut peer = JsPeer::spawn(&node.sync_url(lab, &token), name)
+        .await
+        .expect("node peer starts");
+    peer.wait_connected().await.expect("the phone connects");
+    peer.find(&lab.doc_url)
+        .await
+        .expect("the phone opens the board");
+    (peer, token)
+}
+
+/// The document's heads as a JS peer has them, sorted.
+async fn js_heads(peer: &mut JsPeer, url: &str) -> Vec<String> {
+    let got = peer.get(url).await.expect("get");
+    let mut heads: Vec<String> = serde_json::from_value(got["heads"].clone()).expect("heads");
+    heads.sort();
+    heads
+}
+
+/// Waits until `peer` has every key of `keys` (each with the value [`value_of`] gives it).
+async fn sees_all(peer: &mut JsPeer, url: &str, keys: &BTreeSet<String>) {
+    for key in keys {
+        peer.wait_for(url, key, json!(value_of(key)))
+            .await
+            .unwrap_or_else(|err| panic!("{} never saw {key}: {err}", peer.peer_id()));
+    }
+}
+
+fn value_of(key: &str) -> String {
+    format!("seen: {key}")
+}
+
+#[tokio::test]
+async fn six_phones_on_each_of_two_nodes_share_one_board() {
+    ensure_installed().expect("JS test dependencies");
+    let database = scratch_database().await;
+    let a = Node::start(&database).await;
+    let b = Node::start(&database).await;
+    let lab = create_lab(a.addr(), "Two nodes, one lab").await;
+    let url = lab.doc_url.clone();
+
+    let mut phones = Vec::new();
+    for i in 0..6 {
+        phones.push(js_phone(&a, &lab, &format!("a{i}")).await.0);
+        phones.push(js_phone(&b, &lab, &format!("b{i}")).await.0);
+    }
+    // Every phone writes notes of its own, all at once.
+    let mut keys = BTreeSet::new();
+    let mut writers = Vec::new();
+    for mut phone in phones {
+        let url = url.clone();
+        let mine: Vec<String> = (0..5).map(|n| format!("{}-{n}", phone.peer_id())).collect();
+        keys.extend(mine.iter().cloned());
+        writers.push(tokio::spawn(async move {
+            for key in &mine {
+                phone
+                    .set(&url, key, json!(value_of(key)))
+                    .await
+                    .expect("set");
+            }
+            phone
+        }));
+    }
+    let mut phones = Vec::new();
+    for writer in writers {
+        phones.push(writer.await.expect("writer"));
+    }
+    // Every note reaches every phone, on either node, and all end on the same heads.
+    for phone in &mut phones {
+        sees_all(phone, &url, &keys).await;
+    }
+    for phone in &mut phones {
+        phone.wait_synced(&url).await.expect("synced with its node");
+    }
+    let first = js_heads(&mut phones[0], &url).await;
+    for phone in &mut phones[1..] {
+        assert_eq!(js_heads(phone, &url).await, first, "{}", phone.peer_id());
+    }
+}
+
+/// What one phone wrote, and which of it a node acknowledged.
+#[derive(Default)]
+struct Written {
+    keys: Vec<String>,
+    acknowledged: Vec<String>,
+    /// Whether it moved to its fallback node.
+    moved: bool,
+}
+
+/// Writes `count` notes one after another, asking after each whether the node holds
+/// everything so far. When the node stops answering, moves to `fallback` (as a proxy sends the
+/// phones of a dead node to another) and goes on.
+async fn write_through_failover(
+    phone: &mut JsPeer,
+    url: &str,
+    count: usize,
+    fallback: &str,
+    acknowledged_total: &AtomicUsize,
+) -> Written {
+    let mut written = Written::default();
+    for n in 0..count {
+        let key = format!("{}-{n}", phone.peer_id());
+        phone
+            .set(url, &key, json!(value_of(&key)))
+            .await
+            .expect("set");
+        written.keys.push(key);
+        let asked = json!({ "cmd": "waitSynced", "url": url, "timeoutMs": 1500 });
+        match phone.call(asked).await {
+            Ok(_) => {
+                let newly = written.keys.len() - written.acknowledged.len();
+                written.acknowledged.clone_from(&written.keys);
+                acknowledged_total.fetch_add(newly, Ordering::SeqCst);
+            }
+            Err(_) if !written.moved => {
+                phone.reconnect_to(fallback).await.expect("reconnect");
+                written.moved = true;
+            }
+            Err(err) => panic!(
+                "{} got no acknowledgement after moving: {err}",
+                phone.peer_id()
+            ),
+        }
+    }
+    written
+}
+
+#[tokio::test]
+async fn a_node_killed_while_its_phones_write_loses_nothing_they_saw_acknowledged() {
+    ensure_installed().expect("JS test dependencies");
+    let database = scratch_database().await;
+    let mut a = Node::start(&database).await;
+    let b = Node::start(&database).await;
+    let lab = create_lab(a.addr(), "Failover").await;
+    let url = lab.doc_url.clone();
+    const NOTES: usize = 12;
+
+    // Every phone connects first; then all write at once.
+    let mut connected = Vec::new();
+    for i in 0..6 {
+        let on_a = i % 2 == 0;
+        let node = if on_a { &a } else { &b };
+        let name = format!("{}{i}", if on_a { "a" } else { "b" });
+        let (phone, token) = js_phone(node, &lab, &name).await;
+        // Where the proxy sends it once its node is gone: B, for every phone.
+        connected.push((phone, on_a, b.sync_url(&lab, &token)));
+    }
+    let acknowledged_total = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (mut phone, on_a, fallback) in connected {
+        let url = url.clone();
+        let total = Arc::clone(&acknowledged_total);
+        tasks.push(tokio::spawn(async move {
+            let written = write_through_failover(&mut phone, &url, NOTES, &fallback, &total).await;
+            (phone, on_a, fallback, written)
+        }));
+    }
+    // Kill A once the phones are well under way: a few notes each acknowledged.
+    within("the phones write", async {
+        while acknowledged_total.load(Ordering::SeqCst) < 12 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    a.process.kill().await.expect("SIGKILL node A");
+
+    let mut phones = Vec::new();
+    let mut acknowledged = BTreeSet::new();
+    let mut all = BTreeSet::new();
+    for task in tasks {
+        let (mut phone, on_a, fallback, written) = task.await.expect("phone task");
+        if on_a && !written.moved {
+            // It finished writing before it noticed: the proxy moves it all the same.
+            phone.reconnect_to(&fallback).await.expect("reconnect");
+        }
+        acknowledged.extend(written.acknowledged);
+        all.extend(written.keys);
+        phones.push(phone);
+    }
+    assert!(acknowledged.len() >= 12, "{acknowledged:?}");
+    // Every phone, now all on B, gets every note, and all converge.
+    for phone in &mut phones {
+        sees_all(phone, &url, &all).await;
+        phone.wait_synced(&url).await.expect("synced with B");
+    }
+    let first = js_heads(&mut phones[0], &url).await;
+    for phone in &mut phones[1..] {
+        assert_eq!(js_heads(phone, &url).await, first, "{}", phone.peer_id());
+    }
+    drop(phones);
+    // And a node started afresh on the database has every note a phone saw acknowledged.
+    let c = Node::start(&database).await;
+    let token = facilitate(c.addr(), &lab).await;
+    let client = Client::connect(&c.sync_url(&lab, &token), PeerId::from("checker"))
+        .await
+        .expect("connect to C");
+    let board = within("C opens the board", client.find(lab.doc_id))
+        .await
+        .expect("board");
+    board.with_doc(|doc| {
+        for key in &acknowledged {
+            assert_eq!(
+                labboard_tests::read_string(doc, automerge::ROOT, key.as_str()).as_deref(),
+                Some(value_of(key).as_str()),
+                "{key} was acknowledged and is gone"
+            );
+        }
+    });
+}
+
+/// A Rust client of `lab` on `node` with `token`, its board open.
+async fn rust_phone(
+    node: &Node,
+    lab: &Lab,
+    token: &str,
+    name: &str,
+) -> (Client, labboard_protocol::client::DocHandle) {
+    let client = within(
+        "connect",
+        Client::connect(&node.sync_url(lab, token), PeerId::from(name)),
+    )
+    .await
+    .expect("the token opens a socket");
+    let board = within("find the board", client.find(lab.doc_id))
+        .await
+        .expect("the board");
+    (client, board)
+}
+
+#[tokio::test]
+async fn a_lab_deleted_through_one_node_closes_its_sockets_on_the_other_and_its_tokens_fail_on_both(
+) {
+    let database = scratch_database().await;
+    let a = Node::start(&database).await;
+    let b = Node::start(&database).await;
+    let lab = create_lab(a.addr(), "Deleted on B").await;
+    let kept = create_lab(a.addr(), "Kept").await;
+    let observer = join_lab(a.addr(), &lab.join_code, "Ana").await;
+    let kept_observer = join_lab(a.addr(), &kept.join_code, "Ben").await;
+    let (client, board) = rust_phone(&a, &lab, &observer, "ana").await;
+    let (kept_client, kept_board) = rust_phone(&a, &kept, &kept_observer, "ben").await;
+    add_note(&board, "before", "written before the deletion");
+    within("stored", board.wait_synced()).await.unwrap();
+
+    let facilitator = facilitate(b.addr(), &lab).await;
+    let path = format!("/api/labs/{}", lab.lab_id);
+    let deleted = http(b.addr(), "DELETE", &path, Some(&facilitator), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+
+    // A closes the phone's socket, saying why.
+    let closed = within("A closes the deleted lab's socket", client.closed()).await;
+    assert!(closed.to_string().contains("deleted"), "{closed}");
+    // Its tokens fail on both nodes.
+    for node in [&a, &b] {
+        for token in [&observer, &facilitator] {
+            let access = http(node.addr(), "GET", "/api/session", Some(token), None).await;
+            assert_eq!(access.status, 401, "{}", access.body);
+            let path = format!("/sync?lab={}&token={token}", lab.lab_id);
+            let refused = http(node.addr(), "GET", &path, None, None).await;
+            assert_eq!(refused.status, 401, "{}", refused.body);
+        }
+    }
+    // The other lab's phone on A is undisturbed.
+    add_note(&kept_board, "after", "written after the other lab went");
+    within("the other lab still syncs", kept_board.wait_synced())
+        .await
+        .unwrap();
+    drop(kept_client);
+}
+
+#[tokio::test]
+async fn a_lab_ended_through_one_node_is_read_only_on_the_other_at_once() {
+    let database = scratch_database().await;
+    let a = Node::start(&database).await;
+    let b = Node::start(&database).await;
+    let lab = create_lab(a.addr(), "Ended on B").await;
+    let observer = join_lab(a.addr(), &lab.join_code, "Ana").await;
+    let (client, board) = rust_phone(&a, &lab, &observer, "ana").await;
+    add_note(&board, "before", "written before the end");
+    within("stored", board.wait_synced()).await.unwrap();
+
+    let facilitator = facilitate(b.addr(), &lab).await;
+    let path = format!("/api/labs/{}/end", lab.lab_id);
+    let ended = http(b.addr(), "POST", &path, Some(&facilitator), None).await;
+    assert_eq!(ended.status, 200, "{}", ended.body);
+
+    // The board open on A refuses the next change (A may hear of the end a moment after B
+    // answered, so the phone writes until it is refused).
+    let refused = within("A refuses changes to the ended board", async {
+        let mut n = 0;
+        loop {
+            add_note(&board, &format!("after-{n}"), "written after the end");
+            n += 1;
+            tokio::select! {
+                closed = client.closed() => break closed,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    })
+    .await;
+    let error = refused.error.clone().unwrap_or_default();
+    assert!(error.contains("ended"), "{refused}");
+    // What was written before the end is still there, read from either node.
+    for node in [&a, &b] {
+        let token = facilitate(node.addr(), &lab).await;
+        let (_reader, read) = rust_phone(node, &lab, &token, "reader").await;
+        assert_eq!(
+            read.with_doc(|doc| note(doc, "before")).as_deref(),
+            Some("written before the end")
+        );
+    }
+}
