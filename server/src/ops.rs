@@ -418,7 +418,7 @@ pub enum ReadyProbe {
     /// The SQLite database file at this path.
     Sqlite(PathBuf),
     /// The PostgreSQL database of this pool.
-    Postgres(Box<crate::pg::Pg>),
+    Postgres(crate::pg::Pg),
 }
 
 impl ReadyProbe {

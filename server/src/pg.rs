@@ -149,7 +149,7 @@ impl From<deadpool_postgres::PoolError> for StorageError {
 pub struct Pg {
     pool: Pool,
     /// What the pool's connections were made from, for the node's listening connection.
-    config: tokio_postgres::Config,
+    config: std::sync::Arc<tokio_postgres::Config>,
     /// This node's id for this run, in every notification it sends, so it can tell its own.
     node: String,
 }
@@ -186,7 +186,7 @@ impl Pg {
             .map_err(|err| StorageError::Postgres(err.to_string()))?;
         let pg = Self {
             pool,
-            config,
+            config: std::sync::Arc::new(config),
             node: uuid::Uuid::new_v4().simple().to_string(),
         };
         pg.migrate().await?;

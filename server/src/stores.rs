@@ -47,7 +47,7 @@ impl Stores {
             documents: Arc::new(documents),
             labs: LabStore::postgres(pg.clone(), config.token_ttl),
             photos: PhotoStore::postgres(pg.clone()),
-            ready_probe: ReadyProbe::Postgres(Box::new(pg.clone())),
+            ready_probe: ReadyProbe::Postgres(pg.clone()),
             shared: Some(pg),
             location,
         })
