@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod crafted;
 pub mod js;
+pub mod nginx;
 pub mod pg;
 
 pub use labboard::config::TEST_ORGANIZER_TOKEN;

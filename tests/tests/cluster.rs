@@ -14,10 +14,11 @@ use std::time::Duration;
 use labboard_protocol::client::Client;
 use labboard_protocol::PeerId;
 use labboard_tests::js::{ensure_installed, JsPeer};
+use labboard_tests::nginx::Nginx;
 use labboard_tests::pg::scratch_database;
 use labboard_tests::{
     add_note, create_lab, facilitate, http, join_lab, lab_sync_url, note, within, Lab,
-    ServerProcess,
+    ServerProcess, TEST_ORGANIZER_TOKEN,
 };
 use serde_json::json;
 use tempfile::TempDir;
@@ -360,4 +361,105 @@ async fn a_lab_ended_through_one_node_is_read_only_on_the_other_at_once() {
             Some("written before the end")
         );
     }
+}
+
+/// The sockets open on a node, from its metrics.
+async fn sockets_open(node: &Node) -> usize {
+    let metrics = http(
+        node.addr(),
+        "GET",
+        "/metrics",
+        Some(TEST_ORGANIZER_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    let line = metrics
+        .body
+        .lines()
+        .find(|line| line.starts_with("labboard_connections_open "))
+        .unwrap_or_else(|| panic!("no connections gauge in {}", metrics.body));
+    let value: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|value| value.parse().ok())
+        .expect("a number");
+    value as usize
+}
+
+/// Waits until the nodes have these many sockets open, in order.
+async fn sockets_become(nodes: [&Node; 2], expected: [usize; 2]) {
+    within("the sockets settle", async {
+        loop {
+            let now = [sockets_open(nodes[0]).await, sockets_open(nodes[1]).await];
+            if now == expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn through_nginx_every_phone_of_a_lab_lands_on_one_node_and_moves_when_it_dies() {
+    let database = scratch_database().await;
+    let mut a = Node::start(&database).await;
+    let b = Node::start(&database).await;
+    let nginx = Nginx::start_shipped(&[a.addr(), b.addr()])
+        .await
+        .expect("nginx starts on the shipped configuration");
+
+    // Labs made and joined through the proxy, as a district would.
+    let mut landed = [Vec::new(), Vec::new()];
+    for n in 0..16 {
+        let lab = create_lab(nginx.addr, &format!("Lab {n}")).await;
+        let mut phones = Vec::new();
+        for p in 0..3 {
+            let token = join_lab(nginx.addr, &lab.join_code, &format!("Phone {p}")).await;
+            let url = lab_sync_url(nginx.addr, &lab.lab_id, &token);
+            let client = within(
+                "connect",
+                Client::connect(&url, PeerId::from(format!("p{p}").as_str())),
+            )
+            .await
+            .expect("the phone connects through nginx");
+            within("find", client.find(lab.doc_id))
+                .await
+                .expect("board");
+            phones.push(client);
+        }
+        let open = [sockets_open(&a).await, sockets_open(&b).await];
+        assert!(
+            open == [3, 0] || open == [0, 3],
+            "the phones of lab {n} are spread over the nodes: {open:?}"
+        );
+        landed[usize::from(open[1] == 3)].push(lab);
+        for phone in &phones {
+            phone.close().await;
+        }
+        sockets_become([&a, &b], [0, 0]).await;
+    }
+    assert!(
+        !landed[0].is_empty() && !landed[1].is_empty(),
+        "all 16 labs went to one node"
+    );
+
+    // A lab of A's, once A is gone, is served by B through the same address.
+    let lab = landed[0][0].clone();
+    a.process.kill().await.expect("SIGKILL node A");
+    let token = join_lab(nginx.addr, &lab.join_code, "After A").await;
+    let url = lab_sync_url(nginx.addr, &lab.lab_id, &token);
+    let client = within(
+        "connect after A died",
+        Client::connect(&url, PeerId::from("after")),
+    )
+    .await
+    .expect("the phone connects through nginx to B");
+    let board = within("find", client.find(lab.doc_id))
+        .await
+        .expect("board");
+    add_note(&board, "after-a", "B serves A's lab");
+    within("B stores it", board.wait_synced()).await.unwrap();
+    assert_eq!(sockets_open(&b).await, 1);
 }
