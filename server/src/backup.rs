@@ -39,7 +39,18 @@ pub struct BackupArgs {
     /// Replace the file if it exists.
     #[arg(long)]
     pub force: bool,
+
+    /// Set when the server keeps its data in PostgreSQL; then this command refuses and says
+    /// how to back that up instead.
+    #[arg(long, env = "LABBOARD_DATABASE_URL", hide = true)]
+    pub database_url: Option<String>,
 }
+
+/// What `labboard backup` says when the data is in PostgreSQL.
+pub const POSTGRES_BACKUP: &str = "this server keeps its data in PostgreSQL (--database-url), \
+     not in the data directory: back it up with PostgreSQL's own tools, e.g. `pg_dump \
+     --format=custom --file=labboard.dump <database url>` while the nodes run, or continuous \
+     archiving (see the README, Several nodes)";
 
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +70,9 @@ where
             .chain(args.into_iter().skip(1).map(Into::into)),
     )
     .unwrap_or_else(|err| err.exit());
+    if args.database_url.is_some() {
+        bail!(POSTGRES_BACKUP);
+    }
     let done = backup(&args.data_dir, &args.file, args.force)?;
     println!(
         "backed up {} to {} ({} bytes, schema version {})",

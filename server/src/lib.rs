@@ -228,6 +228,13 @@ pub async fn serve(
         dir: config.data_dir.display().to_string(),
         source,
     })?;
+    if shared.is_some() && config.admin_token.is_none() && config.admin_token_file.is_none() {
+        tracing::warn!(
+            "the organizer token is this node's own (kept in its data directory): give every \
+             node sharing the database the same one (LABBOARD_ADMIN_TOKEN or --admin-token-file), \
+             or the organizer's link works only through this node"
+        );
+    }
     remove_orphans(&labs, store.as_ref()).await?;
     let bound = listener.local_addr()?;
     let limits = http_limits(&config);

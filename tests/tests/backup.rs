@@ -171,6 +171,24 @@ async fn backup_refuses_an_existing_file_and_a_missing_database() {
     assert!(stderr.contains("no database at"), "{stderr}");
     assert!(!nowhere.exists(), "the backup created nothing");
     server.terminate().await.unwrap();
+
+    // A server on PostgreSQL has nothing here to copy: the command says what to use instead.
+    let output = within(
+        "labboard backup with a database URL",
+        Command::new(labboard_bin())
+            .arg("backup")
+            .arg(out.path().join("pg.db"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("LABBOARD_DATABASE_URL", "postgres://labboard@db.example/labboard")
+            .output(),
+    )
+    .await
+    .expect("running labboard backup");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pg_dump"), "{stderr}");
+    assert!(!out.path().join("pg.db").exists());
 }
 
 #[tokio::test]
