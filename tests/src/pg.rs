@@ -37,6 +37,52 @@ pub fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// `url` with its user replaced by `user` (and no password).
+pub fn with_user(url: &str, user: &str) -> String {
+    let scheme_end = url.find("://").expect("a postgres:// URL") + 3;
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => host,
+        None => &rest[..authority_end],
+    };
+    format!(
+        "{}{user}@{host}{}",
+        &url[..scheme_end],
+        &rest[authority_end..]
+    )
+}
+
+/// Runs `statements` on the database at `url`.
+pub async fn execute(url: &str, statements: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("connecting to the test PostgreSQL server: {err}"));
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(statements)
+        .await
+        .unwrap_or_else(|err| panic!("{statements}: {err}"));
+    drop(client);
+    let _closed = driver.await;
+}
+
+/// The number of rows `query` (a `SELECT count(*) …`) counts on the database at `url`.
+pub async fn count(url: &str, query: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("connecting to the test PostgreSQL server: {err}"));
+    let driver = tokio::spawn(connection);
+    let count = client
+        .query_one(query, &[])
+        .await
+        .unwrap_or_else(|err| panic!("{query}: {err}"))
+        .get(0);
+    drop(client);
+    let _closed = driver.await;
+    count
+}
+
 /// Creates an empty database of its own for one test and returns its URL.
 pub async fn scratch_database() -> String {
     let admin = admin_url();
@@ -57,6 +103,23 @@ pub async fn scratch_database() -> String {
 #[cfg(test)]
 mod tests {
     use super::with_database;
+
+    #[test]
+    fn the_user_is_replaced_whatever_the_url_carries() {
+        use super::with_user;
+        assert_eq!(
+            with_user("postgres://u@/lb_1?host=/run/pg", "other"),
+            "postgres://other@/lb_1?host=/run/pg"
+        );
+        assert_eq!(
+            with_user("postgres://u:p@127.0.0.1:5432/db", "other"),
+            "postgres://other@127.0.0.1:5432/db"
+        );
+        assert_eq!(
+            with_user("postgres://localhost/db", "other"),
+            "postgres://other@localhost/db"
+        );
+    }
 
     #[test]
     fn the_database_name_is_replaced_whatever_the_url_carries() {

@@ -180,7 +180,10 @@ async fn backup_refuses_an_existing_file_and_a_missing_database() {
             .arg(out.path().join("pg.db"))
             .arg("--data-dir")
             .arg(data.path())
-            .env("LABBOARD_DATABASE_URL", "postgres://labboard@db.example/labboard")
+            .env(
+                "LABBOARD_DATABASE_URL",
+                "postgres://labboard@db.example/labboard",
+            )
             .output(),
     )
     .await

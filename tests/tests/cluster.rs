@@ -463,3 +463,80 @@ async fn through_nginx_every_phone_of_a_lab_lands_on_one_node_and_moves_when_it_
     within("B stores it", board.wait_synced()).await.unwrap();
     assert_eq!(sockets_open(&b).await, 1);
 }
+
+#[tokio::test]
+async fn a_node_that_could_not_listen_for_a_while_catches_up_on_what_it_missed() {
+    // The nodes log in as a role of their own, so the test can keep them from making new
+    // connections without disturbing other tests on the same server.
+    let admin = scratch_database().await;
+    let role = format!("lb_role_{}", uuid::Uuid::new_v4().simple());
+    let database = admin
+        .split('?')
+        .next()
+        .and_then(|base| base.rsplit('/').next())
+        .expect("a database name")
+        .to_owned();
+    labboard_tests::pg::execute(
+        &admin,
+        &format!("CREATE ROLE {role} LOGIN; ALTER DATABASE {database} OWNER TO {role};"),
+    )
+    .await;
+    let url = labboard_tests::pg::with_user(&admin, &role);
+    let a = Node::start(&url).await;
+    let b = Node::start(&url).await;
+    let lab = create_lab(b.addr(), "Missed notifications").await;
+    let gone = create_lab(b.addr(), "Deleted meanwhile").await;
+    let ana = join_lab(a.addr(), &lab.join_code, "Ana").await;
+    let ben = join_lab(b.addr(), &lab.join_code, "Ben").await;
+    let cy = join_lab(a.addr(), &gone.join_code, "Cy").await;
+    let (_ana_client, ana_board) = rust_phone(&a, &lab, &ana, "ana").await;
+    let (_ben_client, ben_board) = rust_phone(&b, &lab, &ben, "ben").await;
+    let (cy_client, _cy_board) = rust_phone(&a, &gone, &cy, "cy").await;
+    add_note(&ben_board, "first", "heard at once");
+    within(
+        "A hears of B's note",
+        ana_board.wait_until(|doc| note(doc, "first").is_some()),
+    )
+    .await
+    .unwrap();
+
+    // The listening connections are cut and cannot be made again for now; the pools' open
+    // connections go on working.
+    let listeners = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}' AND query LIKE 'LISTEN%'"
+    );
+    labboard_tests::pg::execute(
+        &admin,
+        &format!(
+            "ALTER ROLE {role} NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE usename = '{role}' AND query LIKE 'LISTEN%';"
+        ),
+    )
+    .await;
+    within("the listening connections are gone", async {
+        while labboard_tests::pg::count(&admin, &listeners).await > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Meanwhile B stores a note and deletes a lab: A hears of neither.
+    add_note(&ben_board, "missed", "written while A was not listening");
+    within("B stores it", ben_board.wait_synced())
+        .await
+        .unwrap();
+    let facilitator = facilitate(b.addr(), &gone).await;
+    let path = format!("/api/labs/{}", gone.lab_id);
+    let deleted = http(b.addr(), "DELETE", &path, Some(&facilitator), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+
+    // Once A can listen again, it takes in what it missed and closes the deleted lab's socket.
+    labboard_tests::pg::execute(&admin, &format!("ALTER ROLE {role} LOGIN;")).await;
+    within(
+        "A catches up on the note",
+        ana_board.wait_until(|doc| note(doc, "missed").is_some()),
+    )
+    .await
+    .unwrap();
+    let closed = within("A closes the deleted lab's socket", cy_client.closed()).await;
+    assert!(closed.to_string().contains("deleted"), "{closed}");
+}
