@@ -138,7 +138,12 @@ impl From<tokio_postgres::Error> for StorageError {
 impl From<deadpool_postgres::PoolError> for StorageError {
     fn from(err: deadpool_postgres::PoolError) -> Self {
         match err {
-            deadpool_postgres::PoolError::Backend(err) => err.into(),
+            // No connection could be made (the server is down or restarting, or refuses this
+            // login for now): nothing was written, and the same write may work later.
+            deadpool_postgres::PoolError::Backend(err) => match Self::from(err) {
+                Self::Postgres(text) | Self::DiskFull(text) => Self::Unavailable(text),
+                other => other,
+            },
             other => Self::Unavailable(other.to_string()),
         }
     }
@@ -266,22 +271,23 @@ impl Pg {
         Ok(row.get(0))
     }
 
-    /// Writes a row through a pooled connection and reads it back: the readiness probe.
+    /// Writes a row through a pooled connection and reads it back, in one transaction (so
+    /// nodes probing at once take turns on the one row): the readiness probe.
     pub async fn write_read_probe(&self) -> Result<(), StorageError> {
-        let client = self.client().await?;
-        let key = format!("ready_probe_{}", self.node);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
         let stamp = uuid::Uuid::new_v4().to_string();
-        client
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                &[&key, &stamp],
-            )
-            .await?;
-        let read: String = client
-            .query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('ready_probe', $1)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&stamp],
+        )
+        .await?;
+        let read: String = tx
+            .query_one("SELECT value FROM meta WHERE key = 'ready_probe'", &[])
             .await?
             .get(0);
+        tx.commit().await?;
         if read == stamp {
             Ok(())
         } else {

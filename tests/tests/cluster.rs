@@ -464,10 +464,10 @@ async fn through_nginx_every_phone_of_a_lab_lands_on_one_node_and_moves_when_it_
     assert_eq!(sockets_open(&b).await, 1);
 }
 
-#[tokio::test]
-async fn a_node_that_could_not_listen_for_a_while_catches_up_on_what_it_missed() {
-    // The nodes log in as a role of their own, so the test can keep them from making new
-    // connections without disturbing other tests on the same server.
+/// A fresh database owned by a role of its own, for nodes the test can keep from making new
+/// connections without disturbing other tests on the same server: the administrative URL of the
+/// database, the role, and the URL the nodes use.
+async fn database_of_own_role() -> (String, String, String) {
     let admin = scratch_database().await;
     let role = format!("lb_role_{}", uuid::Uuid::new_v4().simple());
     let database = admin
@@ -482,6 +482,76 @@ async fn a_node_that_could_not_listen_for_a_while_catches_up_on_what_it_missed()
     )
     .await;
     let url = labboard_tests::pg::with_user(&admin, &role);
+    (admin, role, url)
+}
+
+/// Cuts every connection of `role` (or only those listening) and keeps it from making new ones.
+async fn cut_off(admin: &str, role: &str, listening_only: bool) {
+    let which = if listening_only {
+        " AND query LIKE 'LISTEN%'"
+    } else {
+        ""
+    };
+    let counted = format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'{which}");
+    labboard_tests::pg::execute(
+        admin,
+        &format!(
+            "ALTER ROLE {role} NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE usename = '{role}'{which};"
+        ),
+    )
+    .await;
+    within("the connections are gone", async {
+        while labboard_tests::pg::count(admin, &counted).await > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn while_the_database_is_unreachable_notes_wait_and_are_stored_once_it_is_back() {
+    let (admin, role, url) = database_of_own_role().await;
+    let a = Node::start(&url).await;
+    let lab = create_lab(a.addr(), "Database down").await;
+    let ana = join_lab(a.addr(), &lab.join_code, "Ana").await;
+    let (client, board) = rust_phone(&a, &lab, &ana, "ana").await;
+    add_note(&board, "before", "stored at once");
+    within("stored", board.wait_synced()).await.unwrap();
+
+    cut_off(&admin, &role, false).await;
+    add_note(&board, "during", "written while the database was away");
+    within("the node says it is not ready", async {
+        while http(a.addr(), "GET", "/readyz", None, None).await.status != 503 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    // Back: the note is stored and acknowledged on the same connection.
+    labboard_tests::pg::execute(&admin, &format!("ALTER ROLE {role} LOGIN;")).await;
+    within("the note waiting in memory is stored", board.wait_synced())
+        .await
+        .unwrap();
+    within("the node is ready again", async {
+        while http(a.addr(), "GET", "/readyz", None, None).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let b = Node::start(&url).await;
+    let token = facilitate(b.addr(), &lab).await;
+    let (_reader, read) = rust_phone(&b, &lab, &token, "reader").await;
+    assert_eq!(
+        read.with_doc(|doc| note(doc, "during")).as_deref(),
+        Some("written while the database was away")
+    );
+    drop(client);
+}
+
+#[tokio::test]
+async fn a_node_that_could_not_listen_for_a_while_catches_up_on_what_it_missed() {
+    let (admin, role, url) = database_of_own_role().await;
     let a = Node::start(&url).await;
     let b = Node::start(&url).await;
     let lab = create_lab(b.addr(), "Missed notifications").await;
@@ -502,23 +572,7 @@ async fn a_node_that_could_not_listen_for_a_while_catches_up_on_what_it_missed()
 
     // The listening connections are cut and cannot be made again for now; the pools' open
     // connections go on working.
-    let listeners = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}' AND query LIKE 'LISTEN%'"
-    );
-    labboard_tests::pg::execute(
-        &admin,
-        &format!(
-            "ALTER ROLE {role} NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE usename = '{role}' AND query LIKE 'LISTEN%';"
-        ),
-    )
-    .await;
-    within("the listening connections are gone", async {
-        while labboard_tests::pg::count(&admin, &listeners).await > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    cut_off(&admin, &role, true).await;
     // Meanwhile B stores a note and deletes a lab: A hears of neither.
     add_note(&ben_board, "missed", "written while A was not listening");
     within("B stores it", ben_board.wait_synced())
