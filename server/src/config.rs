@@ -163,6 +163,11 @@ pub struct Config {
     /// directory. Any number of nodes may share one database (see the README, Several nodes).
     #[arg(long, env = "LABBOARD_DATABASE_URL", value_parser = parse_database_url)]
     pub database_url: Option<DatabaseUrl>,
+
+    /// Rewrite a board as one snapshot after this many stored changes (each a chunk of what one
+    /// message brought). Lower loads faster and stores less; higher writes less often.
+    #[arg(long, env = "LABBOARD_COMPACT_AFTER_CHUNKS", default_value_t = crate::document::COMPACT_AFTER_CHUNKS, value_parser = parse_count)]
+    pub compact_after_chunks: usize,
 }
 
 /// A PostgreSQL URL (`--database-url`); shown without its password.
@@ -300,6 +305,7 @@ impl Config {
             acme_staging: false,
             metrics_listen: None,
             database_url: None,
+            compact_after_chunks: crate::document::COMPACT_AFTER_CHUNKS,
         }
     }
 }

@@ -39,8 +39,9 @@ pub const INBOX_CAPACITY: usize = 256;
 /// one fsync and one sync message per peer instead of one per note.
 const MAX_BATCH: usize = 64;
 
-/// Incremental chunks after which the document is rewritten as one snapshot.
-const COMPACT_AFTER_CHUNKS: usize = 64;
+/// Incremental chunks after which the document is rewritten as one snapshot, by default
+/// (`--compact-after-chunks`).
+pub const COMPACT_AFTER_CHUNKS: usize = 64;
 
 /// Sessions remembered for ephemeral deduplication before the memory is cleared.
 const MAX_EPHEMERAL_SESSIONS: usize = 4096;
@@ -837,6 +838,8 @@ impl DocHandle {
 #[derive(Debug, Clone, Copy)]
 pub struct ActorSettings {
     pub idle_unload_after: Duration,
+    /// Chunks stored after which a document is compacted.
+    pub compact_after_chunks: usize,
 }
 
 pub struct DocActor {
@@ -887,13 +890,14 @@ impl DocActor {
         stored_elsewhere: Arc<Notify>,
         registry: Arc<Registry>,
     ) -> Self {
+        let settings = registry.settings;
         Self {
             id,
             generation,
             server_peer: registry.server_peer.clone(),
             store: Arc::clone(&registry.store),
             stop: registry.stop.child_token(),
-            settings: registry.settings,
+            settings,
             registry,
             rx,
             outboxes: HashMap::new(),
@@ -901,7 +905,7 @@ impl DocActor {
             stored_elsewhere,
             look_again_at: None,
             chunks_since_snapshot: 0,
-            compact_at_chunks: COMPACT_AFTER_CHUNKS,
+            compact_at_chunks: settings.compact_after_chunks,
             unstored: None,
             ended_waiters: Vec::new(),
         }
@@ -1317,7 +1321,8 @@ impl DocActor {
                     chunks = self.chunks_since_snapshot,
                     "compaction failed; chunks kept"
                 );
-                self.compact_at_chunks = self.chunks_since_snapshot + COMPACT_AFTER_CHUNKS;
+                self.compact_at_chunks =
+                    self.chunks_since_snapshot + self.settings.compact_after_chunks;
             }
         }
         Ok(())
@@ -1380,7 +1385,7 @@ impl DocActor {
         self.parts.clear();
         self.parts.extend(snapshot_part);
         self.chunks_since_snapshot = 0;
-        self.compact_at_chunks = COMPACT_AFTER_CHUNKS;
+        self.compact_at_chunks = self.settings.compact_after_chunks;
         tracing::debug!("document compacted");
         Ok(())
     }

@@ -267,6 +267,7 @@ pub async fn serve(
         shutdown.child_token(),
         ActorSettings {
             idle_unload_after: config.idle_unload,
+            compact_after_chunks: config.compact_after_chunks,
         },
     );
     for lab in labs.list().await? {

@@ -181,6 +181,7 @@ fn registry(disk: &Arc<Disk>) -> Arc<Registry> {
         CancellationToken::new(),
         ActorSettings {
             idle_unload_after: Duration::from_secs(3600),
+            compact_after_chunks: labboard::document::COMPACT_AFTER_CHUNKS,
         },
     )
 }

@@ -31,8 +31,14 @@ struct Node {
 
 impl Node {
     async fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[]).await
+    }
+
+    async fn start_with(database_url: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let process = ServerProcess::spawn_with(dir.path(), &["--database-url", database_url])
+        let mut args = vec!["--database-url", database_url];
+        args.extend_from_slice(extra);
+        let process = ServerProcess::spawn_with(dir.path(), &args)
             .await
             .expect("the node starts on PostgreSQL");
         Self { process, _dir: dir }
@@ -593,4 +599,59 @@ async fn a_node_that_could_not_listen_for_a_while_catches_up_on_what_it_missed()
     .unwrap();
     let closed = within("A closes the deleted lab's socket", cy_client.closed()).await;
     assert!(closed.to_string().contains("deleted"), "{closed}");
+}
+
+#[tokio::test]
+async fn both_nodes_compacting_the_board_while_both_take_notes_lose_none() {
+    let database = scratch_database().await;
+    // Every second chunk a compaction, on both nodes, while phones on both write.
+    let a = Node::start_with(&database, &["--compact-after-chunks", "2"]).await;
+    let b = Node::start_with(&database, &["--compact-after-chunks", "2"]).await;
+    let lab = create_lab(a.addr(), "Compacting on both").await;
+    let mut writers = Vec::new();
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let token = join_lab(node.addr(), &lab.join_code, &format!("Phone {i}")).await;
+        let (client, board) = rust_phone(node, &lab, &token, &format!("p{i}")).await;
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0..20 {
+                let id = format!("p{i}-{n}");
+                add_note(&board, &id, &format!("note {n} of phone {i}"));
+                within("the node stores it", board.wait_synced())
+                    .await
+                    .unwrap();
+                acknowledged.push(id);
+            }
+            (client, board, acknowledged)
+        }));
+    }
+    let mut boards = Vec::new();
+    let mut acknowledged = BTreeSet::new();
+    for writer in writers {
+        let (client, board, ids) = writer.await.expect("writer");
+        acknowledged.extend(ids);
+        boards.push((client, board));
+    }
+    // Every phone gets every note, on either node.
+    for (_, board) in &boards {
+        within(
+            "every note reaches every phone",
+            board.wait_until(|doc| acknowledged.iter().all(|id| note(doc, id).is_some())),
+        )
+        .await
+        .unwrap();
+    }
+    // And what is stored holds them all: a third node loads the board from the database.
+    let c = Node::start(&database).await;
+    let token = facilitate(c.addr(), &lab).await;
+    let (_reader, read) = rust_phone(&c, &lab, &token, "reader").await;
+    read.with_doc(|doc| {
+        for id in &acknowledged {
+            assert!(note(doc, id).is_some(), "{id} was acknowledged and is gone");
+        }
+    });
+    let snapshots =
+        labboard_tests::pg::count(&database, "SELECT count(*) FROM doc_parts WHERE snapshot").await;
+    assert!(snapshots >= 1, "no compaction happened");
 }
