@@ -1311,21 +1311,27 @@ impl DocActor {
         state.mark_saved(heads);
         self.parts.push(seq);
         self.chunks_since_snapshot += 1;
-        if self.chunks_since_snapshot >= self.compact_at_chunks {
-            // The changes are stored already. A failed compaction stored nothing and deleted no
-            // chunk; it is tried again after as many chunks more, so a nearly full disk does not
-            // see a whole snapshot written with every note.
-            if let Err(err) = self.compact(state).await {
-                tracing::warn!(
-                    error = %err,
-                    chunks = self.chunks_since_snapshot,
-                    "compaction failed; chunks kept"
-                );
-                self.compact_at_chunks =
-                    self.chunks_since_snapshot + self.settings.compact_after_chunks;
-            }
-        }
+        self.compact_when_due(state).await;
         Ok(())
+    }
+
+    /// Compacts once enough chunks were stored since the last snapshot, by this node or others
+    /// (then the parts this replica knows of stay few). Everything here must be stored already.
+    async fn compact_when_due(&mut self, state: &mut DocState) {
+        if self.chunks_since_snapshot < self.compact_at_chunks {
+            return;
+        }
+        // A failed compaction stored nothing and deleted no chunk; it is tried again after as
+        // many chunks more, so a nearly full disk does not see a whole snapshot written with
+        // every note.
+        if let Err(err) = self.compact(state).await {
+            tracing::warn!(
+                error = %err,
+                chunks = self.chunks_since_snapshot,
+                "compaction failed; chunks kept"
+            );
+            self.compact_at_chunks = self.chunks_since_snapshot + self.settings.compact_after_chunks;
+        }
     }
 
     /// Applies what other nodes stored of this document and syncs this node's peers with it.
@@ -1371,6 +1377,7 @@ impl DocActor {
             for (conn, message) in state.outgoing() {
                 self.deliver(state, conn, Outgoing::Message(Box::new(message)));
             }
+            self.compact_when_due(state).await;
         }
         true
     }
