@@ -1330,7 +1330,8 @@ impl DocActor {
                 chunks = self.chunks_since_snapshot,
                 "compaction failed; chunks kept"
             );
-            self.compact_at_chunks = self.chunks_since_snapshot + self.settings.compact_after_chunks;
+            self.compact_at_chunks =
+                self.chunks_since_snapshot + self.settings.compact_after_chunks;
         }
     }
 

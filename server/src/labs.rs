@@ -713,7 +713,13 @@ impl LabStore {
             }
         }
     }
+}
 
+/// On a database shared by several nodes, how long a document without a lab must have been
+/// untouched to count as an orphan.
+const SHARED_ORPHAN_AFTER_MS: i64 = 10 * 60 * 1000;
+
+impl LabStore {
     /// Labs that ended before `cutoff` (milliseconds since the epoch).
     pub async fn ended_before(&self, cutoff: i64) -> Result<Vec<Lab>, LabError> {
         self.select(LabFilter::EndedBefore(cutoff)).await
@@ -734,8 +740,17 @@ impl LabStore {
                 .await?
             }
             Backend::Postgres(pg) => {
+                // Another node may be between storing a new lab's board and recording the lab:
+                // only a document untouched for a while is an orphan there.
                 let client = pg.client().await?;
-                let rows = client.query(ORPHANS, &[]).await?;
+                let cutoff = now_ms().saturating_sub(SHARED_ORPHAN_AFTER_MS);
+                let rows = client
+                    .query(
+                        "SELECT doc_id FROM documents WHERE updated_at < $1 \
+                         AND doc_id NOT IN (SELECT doc_id FROM labs)",
+                        &[&cutoff],
+                    )
+                    .await?;
                 rows.iter()
                     .map(|row| row.try_get(0))
                     .collect::<Result<_, _>>()?
@@ -1223,6 +1238,22 @@ mod tests {
         let mut expected = vec![orphan, a.doc_id];
         expected.sort_by_key(ToString::to_string);
         assert_eq!(orphans, expected);
+        // On a shared database another node may be between storing a new lab's board and
+        // recording the lab: a document touched just now is no orphan yet there.
+        if let Db::Postgres { .. } = db {
+            let fresh = DocumentId::random();
+            let client = db.pg().await.client().await.unwrap();
+            client
+                .execute(
+                    "INSERT INTO documents (doc_id, created_at, updated_at) VALUES ($1, $2, $2)",
+                    &[&fresh.to_string(), &now_ms()],
+                )
+                .await
+                .unwrap();
+            let orphans = labs.orphan_documents().await.unwrap();
+            assert!(!orphans.contains(&fresh), "{orphans:?}");
+            assert!(orphans.contains(&orphan));
+        }
     }
 
     /// Ends and deletions are announced to every node listening, in the transaction that makes
