@@ -33,7 +33,7 @@ pub enum NodeEvent {
     LabDeleted { lab_id: String, doc_id: DocumentId },
     /// A lab was ended: its board becomes read-only.
     LabEnded { lab_id: String, doc_id: DocumentId },
-    /// The listening connection was lost and made again: notifications may have been missed.
+    /// The node (again) listens: notifications before may have been missed.
     Missed,
 }
 
@@ -69,7 +69,8 @@ pub fn parse(channel: &str, payload: &str, own_node: &str) -> Option<NodeEvent> 
 }
 
 /// Listens until `stop`, sending what it hears on `events`; makes the connection again
-/// whenever it is lost, with backoff, and then sends [`NodeEvent::Missed`].
+/// whenever it is lost, with backoff. Each time it starts listening it sends
+/// [`NodeEvent::Missed`].
 pub async fn listen(pg: Pg, events: mpsc::Sender<NodeEvent>, stop: CancellationToken) {
     let mut wait = RECONNECT_FIRST;
     let mut lost = false;
@@ -136,8 +137,14 @@ async fn listen_once(pg: &Pg, events: &mpsc::Sender<NodeEvent>, after_loss: bool
             },
         }
     }
-    tracing::info!("listening to the other nodes");
-    if after_loss && events.send(NodeEvent::Missed).await.is_err() {
+    if after_loss {
+        tracing::info!("listening to the other nodes again");
+    } else {
+        tracing::info!("listening to the other nodes");
+    }
+    // Boards opened before this connection listened (phones may come as soon as the server
+    // serves), or while it was lost, may lack what others stored meanwhile.
+    if events.send(NodeEvent::Missed).await.is_err() {
         return Listened::Closed;
     }
     for message in early {
