@@ -117,15 +117,7 @@ impl Storage for PgStorage {
         let mut client = self.client().await?;
         let doc = doc.to_string();
         let tx = client.transaction().await?;
-        tx.execute(TOUCH_DOCUMENT, &[&doc, &now_ms()]).await?;
-        let seq: ChunkSeq = tx
-            .query_one(
-                "INSERT INTO doc_parts (doc_id, snapshot, data) VALUES ($1, FALSE, $2)
-                 RETURNING seq",
-                &[&doc, &chunk],
-            )
-            .await?
-            .try_get(0)?;
+        let seq = insert_part(&tx, &doc, false, &chunk).await?;
         // Delivered to listeners only when the transaction commits.
         let payload = format!("{doc} {seq} {}", self.pg.node_id());
         tx.execute("SELECT pg_notify($1, $2)", &[&CHUNKS_CHANNEL, &payload])
@@ -162,15 +154,7 @@ impl Storage for PgStorage {
         let mut client = self.client().await?;
         let doc = doc.to_string();
         let tx = client.transaction().await?;
-        tx.execute(TOUCH_DOCUMENT, &[&doc, &now_ms()]).await?;
-        let seq: ChunkSeq = tx
-            .query_one(
-                "INSERT INTO doc_parts (doc_id, snapshot, data) VALUES ($1, TRUE, $2)
-                 RETURNING seq",
-                &[&doc, &snapshot],
-            )
-            .await?
-            .try_get(0)?;
+        let seq = insert_part(&tx, &doc, true, &snapshot).await?;
         tx.execute(
             "DELETE FROM doc_parts WHERE doc_id = $1 AND seq = ANY($2)",
             &[&doc, &covered],
@@ -198,4 +182,21 @@ impl Storage for PgStorage {
         }
         Ok(())
     }
+}
+
+/// Records the document as touched and inserts one part of it; returns the part's number.
+async fn insert_part(
+    tx: &tokio_postgres::Transaction<'_>,
+    doc: &str,
+    snapshot: bool,
+    data: &[u8],
+) -> Result<ChunkSeq, StorageError> {
+    tx.execute(TOUCH_DOCUMENT, &[&doc, &now_ms()]).await?;
+    let row = tx
+        .query_one(
+            "INSERT INTO doc_parts (doc_id, snapshot, data) VALUES ($1, $2, $3) RETURNING seq",
+            &[&doc, &snapshot, &data],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
 }
