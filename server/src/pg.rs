@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS tokens (
     author_id  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tokens_by_lab ON tokens(lab_id);
+CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens(expires_at);
 CREATE TABLE IF NOT EXISTS members (
     lab_id    TEXT NOT NULL REFERENCES labs(lab_id) ON DELETE CASCADE,
     author_id TEXT NOT NULL,
