@@ -261,6 +261,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tree_counts_at_least_its_parent() {
+        let own = std::process::id();
+        let parent = Process(Some(own)).cpu_time().unwrap();
+        assert!(tree_cpu_time(own).unwrap() >= parent);
+        assert_eq!(
+            Process(Some(own)).stat().unwrap().parent,
+            std::os::unix::process::parent_id()
+        );
+    }
+
+    #[test]
     fn reads_this_process() {
         let me = Process(Some(std::process::id()));
         assert!(me.rss_kib().unwrap() > 0);
