@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
 use crate::cli::Failover;
-use crate::lab_run::{close_labs, connect_labs, converge, LabPhones, Plan};
+use crate::lab_run::{close_labs, connect_labs, converge, LabPhones, Plan, Stuck};
 use crate::phone::{ensure_positive, unique, Phone};
 use crate::proc_stats::Meter;
 use crate::report::{round, secs, Percentiles, Report};
@@ -221,10 +221,13 @@ pub async fn run(args: &Failover, env: &Env) -> anyhow::Result<Report> {
     // Every lab, its phones as they ended, to check that all converged.
     let mut by_lab: Vec<(Vec<Phone>, Option<Phone>)> =
         (0..args.labs).map(|_| (Vec::new(), None)).collect();
+    // Notes posted in each lab: the projector must end with all of them.
+    let mut posted_in = vec![0; args.labs];
     let mut recoveries = Vec::new();
     let mut posted = 0;
     for one in ended {
         posted += one.posted;
+        posted_in[one.lab] += one.posted;
         if let Some(recovery) = one.recovery {
             recoveries.push(recovery);
         }
@@ -247,7 +250,54 @@ pub async fn run(args: &Failover, env: &Env) -> anyhow::Result<Report> {
         })
         .collect();
     let complete = labs.len() == args.labs;
-    let stuck = converge(&labs, Instant::now() + env.settle).await;
+    // The last notes may still be on their way when the phones stop: every projector gets
+    // them first (each note has its own id), then every replica must reach its heads.
+    let settle_deadline = Instant::now() + env.settle;
+    for (lab, expected) in labs.iter().zip(&posted_in) {
+        let expected = *expected;
+        let _ = tokio::time::timeout_at(
+            settle_deadline.into(),
+            lab.projector
+                .doc
+                .wait_until(move |doc| crate::phone::note_count(doc) >= expected),
+        )
+        .await;
+    }
+    let stuck = converge(&labs, settle_deadline).await;
+    let cut_labs: Vec<usize> = recoveries.iter().map(|r| r.lab).collect();
+    let mut projectors_behind = Vec::new();
+    for (index, lab) in labs.iter().enumerate() {
+        let on_projector = lab.projector.doc.with_doc(crate::phone::note_count);
+        let most = lab
+            .observers
+            .iter()
+            .map(|phone| phone.doc.with_doc(crate::phone::note_count))
+            .max()
+            .unwrap_or(0)
+            .max(posted_in.get(index).copied().unwrap_or(0));
+        if most != on_projector {
+            let connection =
+                match tokio::time::timeout(Duration::ZERO, lab.projector.client().closed()).await {
+                    Ok(info) => format!("connection closed ({info})"),
+                    Err(_) => "connection open".to_owned(),
+                };
+            projectors_behind.push(format!(
+                "lab {} ({}): its projector has {on_projector} notes of {most}; \
+                 projector {}, {connection}",
+                index + 1,
+                if cut_labs.contains(&index) {
+                    "was on the killed node"
+                } else {
+                    "was not on the killed node"
+                },
+                if lab.projector.doc.is_synced() {
+                    "acknowledged by the server"
+                } else {
+                    "NOT acknowledged by the server"
+                },
+            ));
+        }
+    }
     close_labs(labs).await;
 
     recoveries.sort_by_key(|r| r.synced);
@@ -348,10 +398,15 @@ pub async fn run(args: &Failover, env: &Env) -> anyhow::Result<Report> {
     if !complete {
         report.fail("some labs lost their projector: convergence not checked for them");
     }
+    for behind in &projectors_behind {
+        report.fail(behind.clone());
+    }
     if !stuck.is_empty() {
         report.fail(format!(
-            "{} of {replicas} replicas did not end with their projector's heads, acknowledged",
-            stuck.len()
+            "{} of {replicas} replicas did not end with their projector's heads, acknowledged: \
+             {}",
+            stuck.len(),
+            Stuck::list(&stuck)
         ));
     }
     Ok(report)

@@ -701,7 +701,7 @@ pub struct Stuck {
 
 impl Stuck {
     /// The first few, for the failure message.
-    fn list(stuck: &[Stuck]) -> String {
+    pub fn list(stuck: &[Stuck]) -> String {
         let shown: Vec<&str> = stuck.iter().take(3).map(|s| s.what.as_str()).collect();
         let more = stuck.len().saturating_sub(shown.len());
         if more > 0 {
