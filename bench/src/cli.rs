@@ -33,6 +33,51 @@ pub struct Cli {
     #[arg(long, env = "LABBOARD_BENCH_START_LABBOARD")]
     pub start_labboard: Option<PathBuf>,
 
+    /// Nodes started with `--start-labboard` keep everything in this PostgreSQL database
+    /// instead of SQLite; needed for `--nodes` above 1. Each run wants an empty database.
+    #[arg(
+        long,
+        env = "LABBOARD_BENCH_DATABASE_URL",
+        requires = "start_labboard",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// The data directory of the PostgreSQL server behind `--database-url`: the bench reads its
+    /// postmaster's pid from `postmaster.pid` there and reports the CPU time of the postmaster
+    /// and all its processes (backends, writers) as the database's.
+    #[arg(
+        long,
+        env = "LABBOARD_BENCH_POSTGRES_DATA_DIR",
+        requires = "database_url"
+    )]
+    pub postgres_data_dir: Option<PathBuf>,
+
+    /// Nodes to start with `--start-labboard`, all on `--database-url`; with more than one,
+    /// phones reach them through `--proxy nginx` or, with `--spread`, directly.
+    #[arg(long, default_value_t = 1, requires = "start_labboard")]
+    pub nodes: usize,
+
+    /// Put this proxy in front of the nodes: `nginx`, on the shipped configuration
+    /// (`--nginx-config`), which sends every phone of a lab to one node. Labs are created and
+    /// phones connect through it.
+    #[arg(long, value_parser = ["nginx"], requires = "start_labboard")]
+    pub proxy: Option<String>,
+
+    /// No proxy: the phones of each lab connect to the nodes directly, in turn (phone 1 to node
+    /// 1, phone 2 to node 2, ...), so most notes cross from one node to the other.
+    #[arg(long, conflicts_with = "proxy", requires = "start_labboard")]
+    pub spread: bool,
+
+    /// The nginx binary for `--proxy nginx` (default: Debian's, /usr/sbin/nginx).
+    #[arg(long)]
+    pub nginx_bin: Option<PathBuf>,
+
+    /// The nginx site for `--proxy nginx`: its upstream servers are replaced by the nodes and
+    /// its `listen 80;` by a free loopback port.
+    #[arg(long, default_value = "deploy/nginx/labboard.conf")]
+    pub nginx_config: PathBuf,
+
     /// Log filter for a server started with `--start-labboard` (its log goes to stderr).
     #[arg(long, env = "LABBOARD_BENCH_SERVER_LOG", default_value = "warn")]
     pub server_log: String,
@@ -78,6 +123,10 @@ pub enum Scenario {
     /// every phone starts uploading its photos at once, one after another, while the notes go
     /// on. Note latency without and with uploads, and upload throughput (needs a labboard).
     Photos(Photos),
+    /// Two nodes behind nginx, labs of phones writing through it; one node is killed
+    /// (SIGKILL) and every phone it held reconnects through nginx to the other: the time from
+    /// the kill until each of them is synced again (needs `--nodes 2 --proxy nginx`).
+    Failover(Failover),
     /// Every scenario against labboard and the reference JavaScript sync server, alternately,
     /// each run on a freshly started server; one table with both servers' figures and ratios.
     /// Takes no target: it starts both servers itself.
@@ -205,6 +254,31 @@ pub struct Photos {
     /// them (phase B, which lasts until the last upload is answered if that is later).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
+    #[command(flatten)]
+    pub size: NoteSize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Failover {
+    /// Labs at once, each with its observers and one projector; nginx spreads the labs over
+    /// the nodes, so about half of them are on the node that is killed.
+    #[arg(long, default_value_t = 20)]
+    pub labs: usize,
+    /// Observers per lab.
+    #[arg(long, default_value_t = 11)]
+    pub observers: usize,
+    /// Time between two notes of one observer; all observers are spread evenly over it.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long the phones write before the kill.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub before: Duration,
+    /// How long the phones go on writing once every phone is synced again.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub after: Duration,
+    /// Every phone of the killed node must be synced again within this, or the run fails.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub recover_within: Duration,
     #[command(flatten)]
     pub size: NoteSize,
 }

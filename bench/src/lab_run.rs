@@ -18,8 +18,8 @@ use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
 use crate::phone::{bounded, close_all, ensure_positive, Lab, Phone, SETUP_CONCURRENCY};
-use crate::proc_stats::{Meter, PeakRss, Usage};
-use crate::report::{round, secs, Percentiles, Report};
+use crate::proc_stats::{Meter, PeakRss, Usage, Watched};
+use crate::report::{round, secs, AlsoUsed, Percentiles, Report};
 use crate::text::Rng;
 use crate::Env;
 
@@ -46,15 +46,18 @@ pub struct LabPhones {
     pub projector: Phone,
 }
 
-/// When each note was committed, by note id. Written by the observers, read by the projector.
+/// When each note was committed and through which node, by note id. Written by the observers,
+/// read by the projector.
 // std Mutex: held only to insert or look up, never across an `.await`.
-type SentLog = Arc<Mutex<HashMap<String, Instant>>>;
+type SentLog = Arc<Mutex<HashMap<String, (Instant, usize)>>>;
 
 /// What one projector saw.
 #[derive(Default)]
 struct Arrivals {
     /// Per note: when it was committed, and how long it took to arrive.
     samples: Vec<(Instant, Duration)>,
+    /// The latencies of the notes posted through another node than the projector's.
+    cross_node: Vec<Duration>,
     last: Option<Instant>,
     /// Note ids that were never sent (should not happen).
     unexpected: usize,
@@ -121,20 +124,32 @@ pub async fn run(scenario: &'static str, plan: &Plan, env: &Env) -> anyhow::Resu
 pub struct Measure {
     peak: Option<PeakRss>,
     meter: Meter,
+    /// The other nodes, the database, the proxy: CPU time at the start, and peak RSS.
+    also: Vec<(Watched, Duration, Option<PeakRss>)>,
 }
 
 /// What [`Measure::settle`] read.
 pub struct Used {
     usage: Usage,
+    also: Vec<AlsoUsed>,
     peak_rss_kib: Option<u64>,
     hwm_kib: Option<u64>,
 }
 
 impl Measure {
     pub fn start(env: &Env) -> anyhow::Result<Self> {
+        let also = env
+            .also
+            .iter()
+            .map(|watched| {
+                let cpu = watched.cpu_time()?;
+                Ok((watched.clone(), cpu, watched.process().map(PeakRss::start)))
+            })
+            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             peak: env.server.map(PeakRss::start),
             meter: Meter::start(env.server)?,
+            also,
         })
     }
 
@@ -155,10 +170,24 @@ impl Measure {
             _ => None,
         };
         let hwm_kib = env.server.and_then(|server| server.hwm_kib().ok());
+        let mut also = Vec::new();
+        for (watched, before, peak) in self.also {
+            let cpu = watched.cpu_time()?.saturating_sub(before);
+            let peak_rss_kib = match (peak, watched.process()) {
+                (Some(peak), Some(process)) => Some(peak.stop(process)),
+                _ => None,
+            };
+            also.push(AlsoUsed {
+                name: watched.name,
+                cpu,
+                peak_rss_kib,
+            });
+        }
         close_labs(labs).await;
         delivery.report(report, plan.labs * (plan.observers + 1), stuck, env.settle);
         Ok(Used {
             usage,
+            also,
             peak_rss_kib,
             hwm_kib,
         })
@@ -169,6 +198,9 @@ impl Used {
     /// The rows of the server's and the generator's CPU and memory.
     pub fn report(&self, report: &mut Report, setup: &Usage) {
         report.usage(&self.usage, setup, self.peak_rss_kib, self.hwm_kib);
+        if !self.also.is_empty() {
+            report.also(self.usage.wall, &self.also);
+        }
     }
 }
 
@@ -251,6 +283,7 @@ impl NoteFlow {
         while let Some(arrivals) = self.watchers.join_next().await {
             let arrivals = arrivals.context("a projector task panicked")?;
             delivery.samples.extend(arrivals.samples);
+            delivery.cross_node.extend(arrivals.cross_node);
             delivery.last_arrival = delivery.last_arrival.max(arrivals.last);
             delivery.unexpected += arrivals.unexpected;
         }
@@ -265,6 +298,9 @@ pub struct Delivery {
     pub sent: usize,
     /// Per note that arrived: when it was committed, and how long it took to arrive.
     pub samples: Vec<(Instant, Duration)>,
+    /// The latencies of the notes that went from one node to another on their way (the lab's
+    /// phones spread over several nodes): a subset of `samples`.
+    pub cross_node: Vec<Duration>,
     first_commit: Option<Instant>,
     last_arrival: Option<Instant>,
     max_lag: Duration,
@@ -329,6 +365,43 @@ impl Delivery {
         } else {
             received as f64 / span.as_secs_f64()
         };
+        if !self.cross_node.is_empty() {
+            let cross = Percentiles::of(&self.cross_node);
+            let mut same: Vec<Duration> = latencies.clone();
+            // Every latency, less the cross-node ones: the same multiset minus a sub-multiset.
+            same.sort_unstable();
+            for latency in &self.cross_node {
+                if let Ok(at) = same.binary_search(latency) {
+                    same.remove(at);
+                }
+            }
+            let same = Percentiles::of(&same);
+            let line = |p: &Option<Percentiles>| {
+                p.as_ref()
+                    .map_or_else(|| "n/a".to_owned(), Percentiles::line)
+            };
+            report.row(
+                "cross-node latency",
+                format!(
+                    "{} ({} notes posted on another node than the projector's)",
+                    line(&cross),
+                    self.cross_node.len()
+                ),
+            );
+            report.row("same-node latency", line(&same));
+            report.field(
+                "crossNodeLatencyMs",
+                cross
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, Percentiles::json),
+            );
+            report.field("crossNodeNotes", json!(self.cross_node.len()));
+            report.field(
+                "sameNodeLatencyMs",
+                same.as_ref()
+                    .map_or(serde_json::Value::Null, Percentiles::json),
+            );
+        }
         report.row(
             "throughput",
             format!(
@@ -435,7 +508,7 @@ pub async fn connect_labs(plan: &Plan, env: &Env) -> anyhow::Result<Vec<LabPhone
             };
             let (target, lab) = (Arc::clone(&env.target), lab.clone());
             connects.push(async move {
-                let seat = target.seat(&lab, &name).await?;
+                let seat = target.seat_at(&lab, &name, seat).await?;
                 Phone::connect(seat, name, lab.doc_id).await
             });
         }
@@ -489,7 +562,7 @@ async fn post_notes(
         let id = format!("{}-{k}", phone.client().peer_id());
         let text = rng.note_text(plan.min_chars, plan.max_chars);
         let committed = Instant::now();
-        lock(&sent).insert(id.clone(), committed);
+        lock(&sent).insert(id.clone(), (committed, phone.node));
         phone.post_note(&id, &text, k)?;
         posted.first.get_or_insert(committed);
         posted.count += 1;
@@ -518,9 +591,13 @@ async fn watch_arrivals(
             let sent = lock(&sent);
             for id in fresh {
                 match sent.get(&id) {
-                    Some(at) => arrivals
-                        .samples
-                        .push((*at, now.saturating_duration_since(*at))),
+                    Some(&(at, node)) => {
+                        let latency = now.saturating_duration_since(at);
+                        arrivals.samples.push((at, latency));
+                        if node != projector.node {
+                            arrivals.cross_node.push(latency);
+                        }
+                    }
                     None => arrivals.unexpected += 1,
                 }
                 seen.insert(id);
@@ -624,7 +701,7 @@ pub struct Stuck {
 
 impl Stuck {
     /// The first few, for the failure message.
-    fn list(stuck: &[Stuck]) -> String {
+    pub fn list(stuck: &[Stuck]) -> String {
         let shown: Vec<&str> = stuck.iter().take(3).map(|s| s.what.as_str()).collect();
         let more = stuck.len().saturating_sub(shown.len());
         if more > 0 {

@@ -20,9 +20,11 @@ mod boards;
 mod cli;
 mod coldload;
 mod compare;
+mod failover;
 mod http;
 mod idle;
 mod lab_run;
+mod nginx;
 mod phone;
 mod photos;
 mod proc_stats;
@@ -39,7 +41,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Scenario};
 use crate::phone::Target;
-use crate::proc_stats::Process;
+use crate::proc_stats::{Process, Watch, Watched};
 use crate::report::Report;
 use crate::server::StartedServer;
 
@@ -58,6 +60,17 @@ pub struct Env {
     pub settle: Duration,
     /// The server the bench started (`--start-labboard`), for scenarios that restart it.
     pub started: Option<Arc<tokio::sync::Mutex<StartedServer>>>,
+    /// What is measured besides the server: the other nodes, the database, the proxy.
+    pub also: Vec<Watched>,
+    /// The other nodes and the proxy the bench started (`--nodes`, `--proxy`).
+    pub cluster: Option<Arc<tokio::sync::Mutex<Cluster>>>,
+}
+
+/// The nodes after the first (which is `Env::started`) and the proxy, killed when dropped.
+pub struct Cluster {
+    /// Nodes 2, 3, ...
+    pub others: Vec<StartedServer>,
+    pub nginx: Option<nginx::StartedNginx>,
 }
 
 #[tokio::main]
@@ -145,14 +158,11 @@ async fn run(
     cli: &Cli,
     started: &mut Option<Arc<tokio::sync::Mutex<StartedServer>>>,
 ) -> anyhow::Result<(Report, Arc<Target>)> {
+    let mut also = Vec::new();
+    let mut cluster = None;
     let (target, pid) = if let Some(bin) = &cli.start_labboard {
-        let server = StartedServer::start(bin, &cli.server_log).await?;
-        let target = Target::Labboard {
-            authority: server.addr.to_string(),
-            organizer_token: server.organizer_token.clone(),
-        };
-        let pid = server.pid;
-        *started = Some(Arc::new(tokio::sync::Mutex::new(server)));
+        let (target, pid, started_cluster) = start_nodes(cli, bin, started, &mut also).await?;
+        cluster = started_cluster;
         (target, Some(pid))
     } else if let Some(base) = &cli.labboard {
         let target = Target::Labboard {
@@ -161,6 +171,8 @@ async fn run(
                 .organizer_token
                 .clone()
                 .context("--labboard needs --organizer-token")?,
+            sync: Vec::new(),
+            setup: None,
         };
         (target, cli.server_pid)
     } else {
@@ -181,6 +193,8 @@ async fn run(
         server,
         settle: cli.settle,
         started: started.clone(),
+        also,
+        cluster,
     };
     let load_before = proc_stats::load_average();
     let mut report = match &cli.scenario {
@@ -227,6 +241,7 @@ async fn run(
         Scenario::Idle(args) => idle::run(args, &env).await?,
         Scenario::Boards(args) => boards::run(args, &env).await?,
         Scenario::Photos(args) => photos::run(args, &env).await?,
+        Scenario::Failover(args) => failover::run(args, &env).await?,
         Scenario::Compare(_) => anyhow::bail!("compare is not a scenario of one target"),
     };
     let load_after = proc_stats::load_average();
@@ -260,6 +275,106 @@ fn cli_scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Idle(_) => "idle",
         Scenario::Boards(_) => "boards",
         Scenario::Photos(_) => "photos",
+        Scenario::Failover(_) => "failover",
         Scenario::Compare(_) => "compare",
     }
+}
+
+/// Starts the node (`--start-labboard`), or the nodes on one database and the proxy in front
+/// (`--nodes`, `--proxy`, `--spread`): the first node goes into `started`, what is measured
+/// besides it into `also`. Returns the target, the first node's pid and the rest.
+async fn start_nodes(
+    cli: &Cli,
+    bin: &std::path::Path,
+    started: &mut Option<Arc<tokio::sync::Mutex<StartedServer>>>,
+    also: &mut Vec<Watched>,
+) -> anyhow::Result<(Target, u32, Option<Arc<tokio::sync::Mutex<Cluster>>>)> {
+    let database = cli.database_url.as_deref();
+    anyhow::ensure!(cli.nodes >= 1, "--nodes must be at least 1");
+    if cli.nodes > 1 {
+        anyhow::ensure!(
+            database.is_some(),
+            "--nodes {} needs --database-url: nodes share one PostgreSQL database",
+            cli.nodes
+        );
+        anyhow::ensure!(
+            cli.proxy.is_some() || cli.spread,
+            "--nodes {} needs --proxy nginx (phones routed by lab) or --spread (phones to every \
+             node in turn)",
+            cli.nodes
+        );
+    }
+    if let Some(data_dir) = &cli.postgres_data_dir {
+        let postmaster = proc_stats::postmaster_pid(data_dir)?;
+        let watched = Watched {
+            name: "PostgreSQL".into(),
+            what: Watch::Tree(postmaster),
+        };
+        watched.cpu_time()?;
+        also.push(watched);
+    }
+    let first = StartedServer::start(bin, &cli.server_log, database, None).await?;
+    let organizer_token = first.organizer_token.clone();
+    let first_addr = first.addr;
+    let pid = first.pid;
+    *started = Some(Arc::new(tokio::sync::Mutex::new(first)));
+    let mut others = Vec::new();
+    for index in 1..cli.nodes {
+        let node =
+            StartedServer::start(bin, &cli.server_log, database, Some(&organizer_token)).await?;
+        also.push(Watched {
+            name: format!("node {}", index + 1),
+            what: Watch::Process(Process(Some(node.pid))),
+        });
+        others.push(node);
+    }
+    let addrs: Vec<std::net::SocketAddr> = std::iter::once(first_addr)
+        .chain(others.iter().map(|node| node.addr))
+        .collect();
+    let store = if database.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let nodes = if cli.nodes == 1 {
+        format!("1 node on {store}")
+    } else {
+        format!("{} nodes on {store}", cli.nodes)
+    };
+    let mut nginx = None;
+    let (authority, sync, setup) = if cli.proxy.as_deref() == Some("nginx") {
+        let bin = match &cli.nginx_bin {
+            Some(bin) => bin.clone(),
+            None => nginx::find_bin()?,
+        };
+        let proxy = nginx::StartedNginx::start(&bin, &cli.nginx_config, &addrs).await?;
+        also.push(Watched {
+            name: "nginx".into(),
+            what: Watch::Process(Process(Some(proxy.pid))),
+        });
+        let authority = proxy.addr.to_string();
+        nginx = Some(proxy);
+        (
+            authority,
+            Vec::new(),
+            format!("{nodes} behind nginx, each lab's phones on one node"),
+        )
+    } else if cli.spread {
+        (
+            first_addr.to_string(),
+            addrs.iter().map(ToString::to_string).collect(),
+            format!("{nodes}, each lab's phones spread over them in turn"),
+        )
+    } else {
+        (first_addr.to_string(), Vec::new(), nodes)
+    };
+    let target = Target::Labboard {
+        authority,
+        organizer_token,
+        sync,
+        setup: Some(setup),
+    };
+    let cluster = (!others.is_empty() || nginx.is_some())
+        .then(|| Arc::new(tokio::sync::Mutex::new(Cluster { others, nginx })));
+    Ok((target, pid, cluster))
 }

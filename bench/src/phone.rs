@@ -28,8 +28,14 @@ pub const SETUP_CONCURRENCY: usize = 32;
 pub enum Target {
     /// A labboard server: labs through its API, one token per phone.
     Labboard {
+        /// Where the API calls go (a node, or the proxy in front of the nodes).
         authority: String,
         organizer_token: String,
+        /// Where phones connect: `authority` when empty; with several, phone `slot` of each
+        /// lab connects to `sync[slot % len]` (a lab's phones spread over the nodes).
+        sync: Vec<String>,
+        /// How the server side is set up, for the heading (nodes, database, proxy).
+        setup: Option<String>,
     },
     /// Any automerge-repo sync server: boards created by the bench, one URL for everyone.
     SyncUrl { url: String },
@@ -48,7 +54,12 @@ pub struct Lab {
 impl Target {
     pub fn describe(&self) -> String {
         match self {
-            Target::Labboard { authority, .. } => format!("labboard http://{authority}"),
+            Target::Labboard {
+                authority, setup, ..
+            } => match setup {
+                Some(setup) => format!("labboard http://{authority}, {setup}"),
+                None => format!("labboard http://{authority}"),
+            },
             Target::SyncUrl { url } => format!("sync server {url}"),
         }
     }
@@ -74,6 +85,7 @@ impl Target {
             Target::Labboard {
                 authority,
                 organizer_token,
+                ..
             } => {
                 let lab = http::create_lab(authority, organizer_token, title).await?;
                 Ok(Lab {
@@ -117,23 +129,47 @@ impl Target {
     /// What a phone called `name` needs to write in `lab`: its URL, and on labboard the author
     /// id its token grants (the server refuses notes under any other).
     pub async fn seat(&self, lab: &Lab, name: &str) -> anyhow::Result<Seat> {
+        self.seat_at(lab, name, 0).await
+    }
+
+    /// [`Target::seat`] for the phone in seat `slot` of its lab, which picks its node when the
+    /// lab's phones are spread over several.
+    pub async fn seat_at(&self, lab: &Lab, name: &str, slot: usize) -> anyhow::Result<Seat> {
         match self {
-            Target::Labboard { authority, .. } => {
+            Target::Labboard {
+                authority, sync, ..
+            } => {
                 let code = lab
                     .join_code
                     .as_deref()
                     .context("a labboard lab has a code")?;
                 let joined = http::join(authority, code, name).await?;
+                let (node, sync_authority) = if sync.is_empty() {
+                    (0, authority)
+                } else {
+                    let node = slot % sync.len();
+                    (node, &sync[node])
+                };
+                // The lab in the address lets a proxy send every phone of a lab to one node.
+                let url = match &lab.lab_id {
+                    Some(lab_id) => format!(
+                        "ws://{sync_authority}/sync?lab={lab_id}&token={}",
+                        joined.token
+                    ),
+                    None => format!("ws://{sync_authority}/sync?token={}", joined.token),
+                };
                 Ok(Seat {
-                    url: format!("ws://{authority}/sync?token={}", joined.token),
+                    url,
                     author_id: Some(joined.author_id),
                     token: Some(joined.token),
+                    node,
                 })
             }
             Target::SyncUrl { url } => Ok(Seat {
                 url: url.clone(),
                 author_id: None,
                 token: None,
+                node: 0,
             }),
         }
     }
@@ -147,6 +183,8 @@ pub struct Seat {
     pub author_id: Option<String>,
     /// The labboard token, for the API calls a phone makes (photos).
     pub token: Option<String>,
+    /// Which of the target's sync addresses it connects to (0 unless spread over nodes).
+    pub node: usize,
 }
 
 /// A short id unique within this run, for peer ids.
@@ -163,6 +201,10 @@ pub struct Phone {
     pub author_id: String,
     /// Its labboard token, for the API calls it makes (photos).
     pub token: Option<String>,
+    /// Which of the target's sync addresses it is connected to.
+    pub node: usize,
+    /// Its WebSocket URL, to connect again.
+    pub url: String,
 }
 
 impl Phone {
@@ -172,7 +214,7 @@ impl Phone {
         let author_id = seat
             .author_id
             .unwrap_or_else(|| peer_id.as_str().to_owned());
-        let token = seat.token;
+        let (token, node, url) = (seat.token, seat.node, seat.url.clone());
         let attempt = async {
             let client = Client::connect(&seat.url, peer_id).await?;
             client.find(doc_id).await
@@ -186,6 +228,8 @@ impl Phone {
             doc,
             author_id,
             token,
+            node,
+            url,
         })
     }
 

@@ -31,6 +31,11 @@ impl Process {
 
     /// User plus system CPU time of all threads so far.
     pub fn cpu_time(self) -> anyhow::Result<Duration> {
+        Ok(self.stat()?.cpu)
+    }
+
+    /// What `/proc/<pid>/stat` says of the process's CPU time and parent.
+    fn stat(self) -> anyhow::Result<Stat> {
         let path = self.path("stat");
         let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         // The command name (field 2) may contain spaces and parentheses; fields after its
@@ -46,8 +51,14 @@ impl Process {
                 .and_then(|f| f.parse().ok())
                 .with_context(|| format!("no field {} in {path}", index + 3))
         };
-        let ticks = ticks(11)? + ticks(12)?;
-        Ok(Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND))
+        let time = |ticks: u64| Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND);
+        Ok(Stat {
+            // Field 4 is the parent; 14 and 15 this process's time, 16 and 17 that of the
+            // children it has waited for.
+            parent: u32::try_from(ticks(1)?).with_context(|| format!("bad parent in {path}"))?,
+            cpu: time(ticks(11)? + ticks(12)?),
+            children_cpu: time(ticks(13)? + ticks(14)?),
+        })
     }
 
     /// A `VmXxx:  1234 kB` line of `/proc/<pid>/status`, in KiB.
@@ -69,6 +80,82 @@ impl Process {
     /// The highest resident set size since the process started.
     pub fn hwm_kib(self) -> anyhow::Result<u64> {
         self.status_kib("VmHWM")
+    }
+}
+
+struct Stat {
+    parent: u32,
+    cpu: Duration,
+    children_cpu: Duration,
+}
+
+/// CPU time so far of a server made of a parent process and the processes it starts, as
+/// PostgreSQL is (the postmaster and one backend per connection, plus its helpers): the parent's
+/// own time, that of the children it has reaped (backends that ended), and that of every living
+/// child. A child that ends between two readings moves from one sum to the other, so the
+/// difference of two readings counts it once.
+pub fn tree_cpu_time(parent: u32) -> anyhow::Result<Duration> {
+    let root = Process(Some(parent)).stat()?;
+    let mut total = root.cpu + root.children_cpu;
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let Some(pid) = entry
+            .ok()
+            .and_then(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may end while the directory is read: then it is the parent's already.
+        if let Ok(stat) = Process(Some(pid)).stat() {
+            if stat.parent == parent {
+                total += stat.cpu + stat.children_cpu;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The PostgreSQL server of a data directory: its postmaster's pid, the first line of
+/// `postmaster.pid`.
+pub fn postmaster_pid(data_dir: &std::path::Path) -> anyhow::Result<u32> {
+    let path = data_dir.join("postmaster.pid");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .next()
+        .and_then(|line| line.trim().parse().ok())
+        .with_context(|| format!("no pid on the first line of {}", path.display()))
+}
+
+/// A process measured besides the server: another node, the database, the proxy.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub name: String,
+    pub what: Watch,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Watch {
+    /// One process: its CPU time and RSS.
+    Process(Process),
+    /// A server of several processes under one parent: their CPU time together.
+    Tree(u32),
+}
+
+impl Watched {
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        match self.what {
+            Watch::Process(process) => process.cpu_time(),
+            Watch::Tree(parent) => tree_cpu_time(parent),
+        }
+        .with_context(|| format!("reading the CPU time of {}", self.name))
+    }
+
+    /// The process whose memory is sampled, if it is one process.
+    pub fn process(&self) -> Option<Process> {
+        match self.what {
+            Watch::Process(process) => Some(process),
+            Watch::Tree(_) => None,
+        }
     }
 }
 
@@ -172,6 +259,17 @@ impl Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_counts_at_least_its_parent() {
+        let own = std::process::id();
+        let parent = Process(Some(own)).cpu_time().unwrap();
+        assert!(tree_cpu_time(own).unwrap() >= parent);
+        assert_eq!(
+            Process(Some(own)).stat().unwrap().parent,
+            std::os::unix::process::parent_id()
+        );
+    }
 
     #[test]
     fn reads_this_process() {

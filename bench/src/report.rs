@@ -7,6 +7,13 @@ use serde_json::{json, Map, Value};
 
 use crate::proc_stats::Usage;
 
+/// What [`Report::also`] shows of one measured process.
+pub struct AlsoUsed {
+    pub name: String,
+    pub cpu: Duration,
+    pub peak_rss_kib: Option<u64>,
+}
+
 /// One scenario's results. `ok` is false once anything was lost, diverged or failed.
 pub struct Report {
     scenario: &'static str,
@@ -107,6 +114,32 @@ impl Report {
                 "setupCpuS": secs(setup.own_cpu),
             }),
         );
+    }
+
+    /// The CPU time (and peak RSS, where one process) of what was measured besides the server,
+    /// over `wall`: other nodes, the database, the proxy.
+    pub fn also(&mut self, wall: Duration, measured: &[AlsoUsed]) {
+        let mut list = Vec::new();
+        for used in measured {
+            let rss = used
+                .peak_rss_kib
+                .map_or_else(String::new, |kib| format!("; RSS peak {}", mib(kib)));
+            self.row(
+                &format!("{} CPU", used.name),
+                format!(
+                    "{:.2} s ({:.0}% of one core){rss}",
+                    used.cpu.as_secs_f64(),
+                    percent(used.cpu, wall)
+                ),
+            );
+            list.push(json!({
+                "name": used.name,
+                "cpuS": secs(used.cpu),
+                "cpuPercentOfOneCore": round(percent(used.cpu, wall)),
+                "peakRssKiB": used.peak_rss_kib,
+            }));
+        }
+        self.field("also", Value::Array(list));
     }
 
     pub fn table(&self) -> String {

@@ -34,16 +34,33 @@ pub struct StartedServer {
     child: Child,
     bin: PathBuf,
     log: String,
+    database_url: Option<String>,
     data_dir: TempDir,
 }
 
 impl StartedServer {
-    pub async fn start(bin: &Path, log: &str) -> anyhow::Result<Self> {
+    /// Starts a node; with `database_url` it keeps everything in that PostgreSQL database
+    /// (several nodes started on one database with the same `organizer_token` form a cluster),
+    /// else in SQLite in its data directory.
+    pub async fn start(
+        bin: &Path,
+        log: &str,
+        database_url: Option<&str>,
+        organizer_token: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
         // Random and unguessable enough for a loopback run; never printed.
-        let organizer_token = format!("bench-{}", DocumentId::random());
-        let (child, pid, addr) =
-            spawn_labboard(bin, log, "127.0.0.1:0", data_dir.path(), &organizer_token).await?;
+        let organizer_token = organizer_token
+            .map_or_else(|| format!("bench-{}", DocumentId::random()), str::to_owned);
+        let (child, pid, addr) = spawn_labboard(
+            bin,
+            log,
+            "127.0.0.1:0",
+            data_dir.path(),
+            database_url,
+            &organizer_token,
+        )
+        .await?;
         Ok(Self {
             addr,
             pid,
@@ -51,8 +68,14 @@ impl StartedServer {
             child,
             bin: bin.to_owned(),
             log: log.to_owned(),
+            database_url: database_url.map(str::to_owned),
             data_dir,
         })
+    }
+
+    /// SIGKILL, as when a machine dies: no shutdown, nothing flushed.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("killing the server")
     }
 
     /// Stops the server the way an operator would (SIGTERM: it stores and compacts every open
@@ -82,6 +105,7 @@ impl StartedServer {
             &self.log,
             &self.addr.to_string(),
             self.data_dir.path(),
+            self.database_url.as_deref(),
             &self.organizer_token,
         )
         .await?;
@@ -105,6 +129,7 @@ async fn spawn_labboard(
     log: &str,
     listen: &str,
     data_dir: &Path,
+    database_url: Option<&str>,
     organizer_token: &str,
 ) -> anyhow::Result<(Child, u32, SocketAddr)> {
     let mut command = Command::new(bin);
@@ -124,6 +149,10 @@ async fn spawn_labboard(
         .arg(data_dir)
         .arg("--log")
         .arg(log);
+    match database_url {
+        Some(url) => command.arg("--database-url").arg(url),
+        None => command.env_remove("LABBOARD_DATABASE_URL"),
+    };
     spawn(command, LISTENING_PREFIX, &bin.display().to_string()).await
 }
 

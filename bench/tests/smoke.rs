@@ -309,3 +309,30 @@ fn compare_runs_every_scenario_against_both_servers() {
         "the table: {stderr}"
     );
 }
+
+#[test]
+fn several_nodes_need_a_database_and_a_way_to_reach_them() {
+    let output = Command::new(env!("CARGO_BIN_EXE_labboard-bench"))
+        .arg("--start-labboard")
+        .arg(labboard_bin())
+        .args(["--timeout", "20s", "--nodes", "2", "--proxy", "nginx"])
+        .args(["labs", "1"])
+        .output()
+        .expect("running labboard-bench");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs --database-url"), "{stderr}");
+}
+
+#[test]
+fn failover_needs_two_nodes_behind_nginx() {
+    let output = Command::new(env!("CARGO_BIN_EXE_labboard-bench"))
+        .arg("--start-labboard")
+        .arg(labboard_bin())
+        .args(["--timeout", "20s", "failover", "--labs", "1"])
+        .output()
+        .expect("running labboard-bench");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("failover needs"), "{stderr}");
+}
