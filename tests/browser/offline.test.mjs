@@ -72,9 +72,18 @@ test("notes written offline survive a reload and sync exactly once", { timeout: 
     assert.equal(await boardNote(board, category, text).count(), 0, `"${text}" not on the board while offline`);
   }
 
-  // The network returns.
+  // The network returns. The phone's new sync socket names its lab, so a proxy in front of
+  // several servers sends it to the lab's server.
+  const sockets = [];
+  phone.on("websocket", (ws) => sockets.push(ws.url()));
   await ctx.setOffline(false);
   await waitAttr(phone, "connection", "data-state", "online");
+  assert.ok(sockets.length > 0, "the phone opened a sync socket on reconnecting");
+  for (const url of sockets) {
+    const params = new URL(url).searchParams;
+    assert.equal(params.get("lab"), lab.labId, `the sync address ${url} names the lab`);
+    assert.ok(params.get("token"), `the sync address ${url} carries the token`);
+  }
   for (const [, text] of offline) await waitStatus(feedNote(phone, text), "synced");
   await waitNumber(phone, "pending-count", "pending count 0 once synced", (n) => n === 0);
 
