@@ -1,8 +1,7 @@
-//! nginx in front of the nodes the bench started, on the configuration the project ships
+//! nginx in front of several nodes, on the configuration the project ships
 //! (`deploy/nginx/labboard.conf`): its upstream servers replaced by the nodes, listening on a free
-//! loopback port, in a temporary directory, as an unprivileged user when the bench runs as root.
-//! The integration tests do the same (`tests/src/nginx.rs`); the bench keeps its own copy of the
-//! rewrite so that it does not depend on the tests.
+//! loopback port, in a temporary directory, as an unprivileged user when run as root. Used by
+//! the bench and, included as a module of theirs, by the integration tests.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,10 @@ use tokio_postgres::NoTls;
 
 use crate::storage::StorageError;
 
+/// PostgreSQL for the unit tests: the tests crate's module (this crate cannot depend on it).
 #[cfg(test)]
+#[path = "../../tests/src/pg.rs"]
+#[allow(dead_code)] // The helpers only the integration tests use.
 pub(crate) mod testing;
 
 /// The schema version this binary writes: the number of [`MIGRATIONS`]. A database with a

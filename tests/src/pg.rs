@@ -1,6 +1,7 @@
-//! PostgreSQL for the tests: `scripts/test` starts a throwaway server and exports
-//! `LABBOARD_TEST_DATABASE_URL` (see `scripts/lib/postgres.sh`); every test makes a database of
-//! its own on it, so tests run side by side without seeing each other's labs.
+//! PostgreSQL for the tests, these and (included as a module) the server's unit tests:
+//! `scripts/test` starts a throwaway server and exports `LABBOARD_TEST_DATABASE_URL` (see
+//! `scripts/lib/postgres.sh`); every test makes a database of its own on it, so tests run side
+//! by side without seeing each other's labs.
 
 /// The variable naming the test server's administrative database.
 pub const URL_VAR: &str = "LABBOARD_TEST_DATABASE_URL";

@@ -14,7 +14,6 @@ use std::time::Duration;
 use labboard_protocol::client::Client;
 use labboard_protocol::PeerId;
 use labboard_tests::js::{ensure_installed, JsPeer};
-use labboard_tests::nginx::Nginx;
 use labboard_tests::pg::scratch_database;
 use labboard_tests::{
     add_note, create_lab, facilitate, http, join_lab, lab_sync_url, note, within, Lab,
@@ -412,7 +411,7 @@ async fn through_nginx_every_phone_of_a_lab_lands_on_one_node_and_moves_when_it_
     let database = scratch_database().await;
     let mut a = Node::start(&database).await;
     let b = Node::start(&database).await;
-    let nginx = Nginx::start_shipped(&[a.addr(), b.addr()])
+    let nginx = labboard_tests::nginx::start_shipped(&[a.addr(), b.addr()])
         .await
         .expect("nginx starts on the shipped configuration");
 
