@@ -405,14 +405,13 @@ impl DocState {
     /// Applies stored chunks through the same checks as a peer's changes, skipping (and naming)
     /// those that do not pass.
     fn apply_chunks(&mut self, chunks: &[Vec<u8>]) -> Result<Vec<String>, DocError> {
-        let state = self;
         let mut skipped = Vec::new();
         let server = Writer::server();
         for (index, chunk) in chunks.iter().enumerate() {
             let mut waiting = Waiting::default();
             let admitted = match ingest::admit(
-                &state.doc,
-                &mut state.tips,
+                &self.doc,
+                &mut self.tips,
                 &mut waiting,
                 &server,
                 std::iter::once(chunk.as_slice()),
@@ -434,7 +433,7 @@ impl DocState {
                 .iter()
                 .flat_map(|change| change.raw_bytes().iter().copied())
                 .collect();
-            let applied = ingest::contained(|| state.doc.load_incremental(&bytes));
+            let applied = ingest::contained(|| self.doc.load_incremental(&bytes));
             if !matches!(applied, Ok(Ok(_))) {
                 return Err(DocError::Poisoned(format!(
                     "chunk {index} passed every check but could not be applied"
@@ -943,14 +942,7 @@ impl DocActor {
                     None => break,
                 },
                 () = sleep_until_opt(retry_at) => {}
-                () = self.stored_elsewhere.notified() => {
-                    self.look_again_at = None;
-                    if !self.take_stored_elsewhere(&mut state).await {
-                        return;
-                    }
-                    continue;
-                }
-                () = sleep_until_opt(self.look_again_at) => {
+                () = woken_or_at(&self.stored_elsewhere, self.look_again_at) => {
                     self.look_again_at = None;
                     if !self.take_stored_elsewhere(&mut state).await {
                         return;
@@ -1433,6 +1425,14 @@ impl DocActor {
         for (_, outbox) in self.outboxes.drain() {
             outbox.fail(text);
         }
+    }
+}
+
+/// Returns once `notify` wakes, or at `deadline` if there is one.
+async fn woken_or_at(notify: &Notify, deadline: Option<Instant>) {
+    tokio::select! {
+        () = notify.notified() => {}
+        () = sleep_until_opt(deadline) => {}
     }
 }
 

@@ -270,11 +270,7 @@ pub async fn serve(
             compact_after_chunks: config.compact_after_chunks,
         },
     );
-    for lab in labs.list().await? {
-        if lab.ended_at.is_some() {
-            registry.end(lab.doc_id).await;
-        }
-    }
+    end_ended_boards(&registry, &labs.list().await?).await;
     let app = Arc::new(AppState {
         registry,
         store: Arc::clone(&store),
@@ -482,11 +478,7 @@ async fn follow_other_nodes(
 /// here, those ended meanwhile become read-only.
 async fn catch_up_on_labs(app: &AppState) -> Result<(), LabError> {
     let labs = app.labs.list().await?;
-    for lab in &labs {
-        if lab.ended_at.is_some() && !app.registry.is_ended(lab.doc_id) {
-            app.registry.end(lab.doc_id).await;
-        }
-    }
+    end_ended_boards(&app.registry, &labs).await;
     let existing: std::collections::HashSet<&str> =
         labs.iter().map(|lab| lab.lab_id.as_str()).collect();
     for lab_id in app.conns.lab_ids() {
@@ -496,6 +488,15 @@ async fn catch_up_on_labs(app: &AppState) -> Result<(), LabError> {
         }
     }
     Ok(())
+}
+
+/// Makes the boards of the ended labs among `labs` read-only here, those not yet.
+async fn end_ended_boards(registry: &Registry, labs: &[labs::Lab]) {
+    for lab in labs {
+        if lab.ended_at.is_some() && !registry.is_ended(lab.doc_id) {
+            registry.end(lab.doc_id).await;
+        }
+    }
 }
 
 /// Deletes documents no lab owns (see [`LabStore::orphan_documents`]).

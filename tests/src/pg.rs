@@ -38,6 +38,12 @@ pub fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// The name of the database `url` names.
+pub fn database_name(url: &str) -> &str {
+    let base = url.split('?').next().unwrap_or(url);
+    base.rsplit('/').next().unwrap_or(base)
+}
+
 /// `url` with its user replaced by `user` (and no password).
 pub fn with_user(url: &str, user: &str) -> String {
     let scheme_end = url.find("://").expect("a postgres:// URL") + 3;
@@ -104,6 +110,13 @@ pub async fn scratch_database() -> String {
 #[cfg(test)]
 mod tests {
     use super::with_database;
+
+    #[test]
+    fn the_database_name_is_read_from_the_url() {
+        use super::database_name;
+        assert_eq!(database_name("postgres://u@/lb_1?host=/run/pg"), "lb_1");
+        assert_eq!(database_name("postgres://u:p@127.0.0.1:5432/db"), "db");
+    }
 
     #[test]
     fn the_user_is_replaced_whatever_the_url_carries() {

@@ -475,12 +475,7 @@ async fn through_nginx_every_phone_of_a_lab_lands_on_one_node_and_moves_when_it_
 async fn database_of_own_role() -> (String, String, String) {
     let admin = scratch_database().await;
     let role = format!("lb_role_{}", uuid::Uuid::new_v4().simple());
-    let database = admin
-        .split('?')
-        .next()
-        .and_then(|base| base.rsplit('/').next())
-        .expect("a database name")
-        .to_owned();
+    let database = labboard_tests::pg::database_name(&admin);
     labboard_tests::pg::execute(
         &admin,
         &format!("CREATE ROLE {role} LOGIN; ALTER DATABASE {database} OWNER TO {role};"),
